@@ -1,0 +1,55 @@
+# The project's verbs. `make run` and `make test` work on a fresh Debian machine (as root, or with the
+# system packages already present): they create the venv and install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PORT ?= 7860
+export DATA_DIR ?= /tmp/physical-ai-tutor
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test lint format typecheck bench lock system-deps clean
+
+# System packages: redis-server is the embedded queue and event bus.
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+venv: $(BIN)/.installed
+
+## run: the whole service under supervisord in the foreground (redis, worker, gateway) on $PORT
+run: system-deps venv
+	@mkdir -p $(DATA_DIR)
+	exec $(BIN)/supervisord -c supervisord.conf
+
+## test: the whole test suite against real redis-server, embedded Qdrant and the fake Cohere server
+test: system-deps venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared gateway worker
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv
+	$(BIN)/mypy shared gateway worker
+
+## lock: recompile the pinned dependency sets from requirements*.in
+lock: venv
+	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe -o requirements.txt requirements.in
+	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe -o requirements-dev.txt requirements-dev.in
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

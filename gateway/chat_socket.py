@@ -1,0 +1,224 @@
+"""WebSocket ``/ws/chat``: validate frames, start/cancel/resume turns, stream their events back.
+
+Each socket has a receiver (this module's ``ChatSession.run``) and one sender task draining an
+outbound queue; turn events are put on that queue by the process's single relay reader. When the socket
+closes, turns still in flight get ``resume_grace_s`` for the client to come back before they are cancelled,
+so a dropped connection costs neither the answer nor tokens generated for nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from gateway.services import GatewayServices, ServicesDep
+from gateway.turns import TurnNotAccepted
+from shared.protocol import (
+    AskFrame,
+    CancelFrame,
+    ErrorCode,
+    ErrorEvent,
+    ResumeFrame,
+    bad_frame,
+    client_frame_adapter,
+    describe_validation_error,
+)
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+# Past this many undelivered frames the client is not reading: drop the socket (close 1013, "try again
+# later") instead of buffering without bound; it can reconnect and resume where it stopped.
+OUTBOUND_LIMIT = 5_000
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class ChatSession:
+    def __init__(self, websocket: WebSocket, services: GatewayServices) -> None:
+        self.websocket = websocket
+        self.services = services
+        self.settings = services.settings
+        self.outbound: asyncio.Queue[str | None] = asyncio.Queue()
+        self.overflowed = False
+        self.turn_tasks: dict[str, asyncio.Task[None]] = {}
+        self.limits = {
+            "max_question_chars": self.settings.max_question_chars,
+            "max_selected_text_chars": self.settings.max_selected_text_chars,
+        }
+
+    # --- outbound ----------------------------------------------------------------------------------
+
+    def push(self, frame: str, terminal: bool = False) -> None:
+        if self.overflowed:
+            return
+        if self.outbound.qsize() >= OUTBOUND_LIMIT:
+            self.overflowed = True
+            self.outbound.put_nowait(None)  # tells the sender to close the socket
+            return
+        self.outbound.put_nowait(frame)
+
+    def push_event(self, event: ErrorEvent) -> None:
+        self.push(event.model_dump_json(exclude_none=False))
+
+    async def send_frames(self) -> None:
+        while True:
+            frame = await self.outbound.get()
+            if frame is None:
+                await self.websocket.close(CLOSE_TRY_AGAIN_LATER, "client is not reading; resume later")
+                return
+            await self.websocket.send_text(frame)
+
+    # --- inbound -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self.send_frames(), name="ws-sender")
+        receiver = asyncio.create_task(self.receive_frames(), name="ws-receiver")
+        try:
+            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError | OSError):
+                    logger.error("socket task failed", exc_info=exc)
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+            await self.leave()
+
+    async def receive_frames(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self.push_event(bad_frame("binary frames are not accepted; send JSON text"))
+                continue
+            if len(text) > self.settings.max_frame_bytes or len(text.encode()) > self.settings.max_frame_bytes:
+                self.push_event(bad_frame(f"frame is over {self.settings.max_frame_bytes} bytes", ErrorCode.TOO_LARGE))
+                continue
+            await self.handle_text(text)
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            frame = client_frame_adapter.validate_json(text, context=self.limits)
+        except ValidationError as exc:
+            errors = exc.errors(include_input=False, include_url=False)
+            if errors and errors[0]["type"] == "json_invalid":
+                self.push_event(bad_frame("frame is not valid JSON"))
+            else:
+                too_long = any("longer than" in str(e.get("msg", "")) for e in errors)
+                code = ErrorCode.TOO_LARGE if too_long else ErrorCode.INVALID_FRAME
+                self.push_event(bad_frame(describe_validation_error(errors), code))
+            return
+        try:
+            if isinstance(frame, AskFrame):
+                await self.ask(frame)
+            elif isinstance(frame, CancelFrame):
+                await self.cancel(frame)
+            elif isinstance(frame, ResumeFrame):
+                await self.resume(frame)
+        except TurnNotAccepted as exc:
+            self.push_event(exc.error)
+        except (RedisError, OSError) as exc:
+            logger.warning("redis unavailable while handling a frame: %s", type(exc).__name__)
+            self.push_event(bad_frame("the service is temporarily unavailable", ErrorCode.UNAVAILABLE))
+
+    async def ask(self, frame: AskFrame) -> None:
+        accepted = await self.services.turns.start(frame)
+        self.follow(accepted.turn_id, after=None)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        if not await self.services.turns.exists(frame.turn_id):
+            self.push_event(ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNKNOWN_TURN, message="no such turn"))
+            return
+        await self.services.turns.cancel(frame.turn_id)
+
+    async def resume(self, frame: ResumeFrame) -> None:
+        if not await self.services.turns.exists(frame.turn_id):
+            self.push_event(
+                ErrorEvent(
+                    turn_id=frame.turn_id,
+                    code=ErrorCode.UNKNOWN_TURN,
+                    message="no such turn, or its events have expired",
+                )
+            )
+            return
+        previous = self.turn_tasks.pop(frame.turn_id, None)
+        if previous is not None:
+            previous.cancel()
+        self.follow(frame.turn_id, after=frame.after)
+
+    def follow(self, turn_id: str, after: str | None) -> None:
+        task = asyncio.create_task(self.forward_turn(turn_id, after), name=f"turn-{turn_id}")
+        self.turn_tasks[turn_id] = task
+        task.add_done_callback(lambda t: self._forget(turn_id, t))
+
+    def _forget(self, turn_id: str, task: asyncio.Task[None]) -> None:
+        if self.turn_tasks.get(turn_id) is task:
+            del self.turn_tasks[turn_id]
+
+    async def forward_turn(self, turn_id: str, after: str | None) -> None:
+        await forward_turn_events(self.services, turn_id, after, self.push)
+
+    async def leave(self) -> None:
+        """The socket is gone: stop forwarding, and cancel the turns nobody resumes in time."""
+        unfinished = list(self.turn_tasks)
+        for task in list(self.turn_tasks.values()):
+            task.cancel()
+        for turn_id in unfinished:
+            schedule_cancel_if_abandoned(self.services, turn_id)
+        if self.websocket.application_state != WebSocketState.DISCONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):
+                await self.websocket.close()
+
+
+async def forward_turn_events(
+    services: GatewayServices, turn_id: str, after: str | None, push: Callable[[str, bool], None]
+) -> None:
+    """Relay one turn's events to ``push`` until its terminal event. If none arrives within the turn's
+    time limit (a lost job, a dead worker), end the turn with ``timeout`` ourselves so that every accepted
+    ask ends."""
+    deadline = services.settings.turn_timeout_s + 5
+    async with services.relay.subscribe(turn_id, push, after) as sub:
+        try:
+            await asyncio.wait_for(sub.terminal.wait(), deadline)
+        except TimeoutError:
+            await services.turns.events.append(
+                turn_id,
+                [ErrorEvent(turn_id=turn_id, code=ErrorCode.TIMEOUT, message="the turn took too long")],
+            )
+            await services.turns.cancel(turn_id, message="the turn took too long")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sub.terminal.wait(), 5)
+
+
+_pending_cancels: set[asyncio.Task[None]] = set()
+
+
+def schedule_cancel_if_abandoned(services: GatewayServices, turn_id: str) -> None:
+    async def cancel_later() -> None:
+        await asyncio.sleep(services.settings.resume_grace_s)
+        if services.relay.has_subscribers(turn_id):
+            return  # resumed on another socket of this process
+        try:
+            await services.turns.cancel(turn_id, message="the client left before the answer finished")
+        except Exception as exc:
+            logger.warning("could not cancel abandoned turn %s: %s", turn_id, type(exc).__name__)
+
+    task = asyncio.create_task(cancel_later(), name=f"abandon-{turn_id}")
+    _pending_cancels.add(task)
+    task.add_done_callback(_pending_cancels.discard)
+
+
+@router.websocket("/ws/chat")
+async def chat_socket(websocket: WebSocket, services: ServicesDep) -> None:
+    await websocket.accept()
+    await ChatSession(websocket, services).run()

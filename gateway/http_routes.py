@@ -1,0 +1,157 @@
+"""HTTP endpoints: the root Spaces probes, liveness, readiness and the one-shot REST chat."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from gateway.chat_socket import forward_turn_events
+from gateway.readiness import Readiness, check_readiness
+from gateway.services import ServicesDep
+from gateway.turns import TurnNotAccepted
+from shared.protocol import (
+    CONVERSATION_ID_PATTERN,
+    AskFrame,
+    CitationEvent,
+    DoneEvent,
+    ErrorCode,
+    ErrorEvent,
+    Source,
+    SourcesEvent,
+    describe_validation_error,
+    server_event_adapter,
+)
+
+router = APIRouter()
+
+_STATUS_FOR_ERROR = {
+    ErrorCode.INVALID_FRAME: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    ErrorCode.TOO_LARGE: status.HTTP_413_CONTENT_TOO_LARGE,
+    ErrorCode.UNKNOWN_TURN: status.HTTP_404_NOT_FOUND,
+    ErrorCode.CANCELLED: status.HTTP_409_CONFLICT,
+    ErrorCode.TIMEOUT: status.HTTP_504_GATEWAY_TIMEOUT,
+    ErrorCode.PROVIDER_ERROR: status.HTTP_502_BAD_GATEWAY,
+    ErrorCode.RATE_LIMITED: status.HTTP_429_TOO_MANY_REQUESTS,
+    ErrorCode.BUSY: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ErrorCode.WORKER_LOST: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ErrorCode.UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ErrorCode.INTERNAL: status.HTTP_500_INTERNAL_SERVER_ERROR,
+}
+
+
+class ChatRequest(BaseModel):
+    question: str = Field(min_length=1, description="The reader's question.")
+    conversation_id: str | None = Field(None, pattern=CONVERSATION_ID_PATTERN)
+    selected_text: str | None = Field(None, description="A passage the reader highlighted; primary context.")
+
+
+class ChatCitation(BaseModel):
+    start: int
+    end: int
+    text: str
+    source_ids: list[str]
+
+
+class ChatResponse(BaseModel):
+    turn_id: str
+    conversation_id: str
+    answer: str
+    sources: list[Source]
+    citations: list[ChatCitation]
+    provider: str
+
+
+class ApiError(BaseModel):
+    code: ErrorCode
+    message: str
+    turn_id: str | None = None
+    retry_after: float | None = None
+
+
+def error_response(error: ErrorEvent) -> JSONResponse:
+    body = ApiError(code=error.code, message=error.message, turn_id=error.turn_id, retry_after=error.retry_after)
+    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
+    return JSONResponse(
+        {"error": body.model_dump(mode="json")}, status_code=_STATUS_FOR_ERROR[error.code], headers=headers
+    )
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def root() -> dict[str, str]:
+    return {"service": "Physical AI & Humanoid Robotics tutor", "chat": "/ws/chat", "docs": "/docs"}
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the gateway process answers. Says nothing about its dependencies (see /ready)."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(services: ServicesDep, response: Response) -> Readiness:
+    readiness = await check_readiness(services.redis, services.settings.qdrant_collection)
+    if readiness.failing:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return readiness
+
+
+@router.post(
+    "/api/chat",
+    response_model=ChatResponse,
+    responses={code: {"model": dict[str, ApiError]} for code in (404, 409, 413, 422, 429, 502, 503, 504)},
+)
+async def chat(request: ChatRequest, services: ServicesDep) -> Any:
+    """Ask one question and get the whole answer at once (the WebSocket streams the same turn)."""
+    settings = services.settings
+    try:
+        ask = AskFrame.model_validate(
+            {"type": "ask", **request.model_dump()},
+            context={
+                "max_question_chars": settings.max_question_chars,
+                "max_selected_text_chars": settings.max_selected_text_chars,
+            },
+        )
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        too_long = any("longer than" in str(e.get("msg", "")) for e in errors)
+        code = ErrorCode.TOO_LARGE if too_long else ErrorCode.INVALID_FRAME
+        return error_response(ErrorEvent(turn_id=None, code=code, message=describe_validation_error(errors)))
+    try:
+        accepted = await services.turns.start(ask)
+    except TurnNotAccepted as exc:
+        return error_response(exc.error)
+    frames: list[str] = []
+    try:
+        await forward_turn_events(services, accepted.turn_id, None, lambda frame, _terminal: frames.append(frame))
+    except asyncio.CancelledError:
+        # The HTTP client went away: nobody will read this answer, so stop paying for it.
+        await asyncio.shield(services.turns.cancel(accepted.turn_id, "the HTTP client disconnected"))
+        raise
+    sources: list[Source] = []
+    citations: list[ChatCitation] = []
+    for frame in frames:
+        event = server_event_adapter.validate_json(frame)
+        if isinstance(event, SourcesEvent):
+            sources = event.sources
+        elif isinstance(event, CitationEvent):
+            citations.append(
+                ChatCitation(start=event.start, end=event.end, text=event.text, source_ids=event.source_ids)
+            )
+        elif isinstance(event, ErrorEvent):
+            return error_response(event)
+        elif isinstance(event, DoneEvent):
+            return ChatResponse(
+                turn_id=accepted.turn_id,
+                conversation_id=accepted.conversation_id,
+                answer=event.answer,
+                sources=sources,
+                citations=citations,
+                provider=event.provider,
+            )
+    return error_response(
+        ErrorEvent(turn_id=accepted.turn_id, code=ErrorCode.TIMEOUT, message="the turn did not finish")
+    )

@@ -1,0 +1,70 @@
+"""``/ready``: Redis answers, a worker is alive, and the collection it serves from exists."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared import keys
+from shared.health import WorkerHeartbeat
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    failing: list[str]
+    checks: dict[str, Check]
+
+
+async def _heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
+    beats: list[WorkerHeartbeat] = []
+    async for key in redis.scan_iter(match=f"{keys.WORKER_HEARTBEAT_PREFIX}*", count=100):
+        raw = await redis.get(key)
+        if raw is None:
+            continue
+        try:
+            beats.append(WorkerHeartbeat.model_validate_json(raw))
+        except ValidationError:
+            continue
+    return beats
+
+
+async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0) -> Readiness:
+    checks: dict[str, Check] = {}
+    beats: list[WorkerHeartbeat] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            await redis.ping()
+            beats = await _heartbeats(redis)
+        checks["redis"] = Check(ok=True, detail="answers")
+    except (RedisError, OSError, TimeoutError) as exc:
+        checks["redis"] = Check(ok=False, detail=f"cannot reach Redis ({type(exc).__name__})")
+
+    if not checks["redis"].ok:
+        checks["worker"] = Check(ok=False, detail="unknown: Redis is down")
+        checks["collection"] = Check(ok=False, detail="unknown: Redis is down")
+    elif not beats:
+        checks["worker"] = Check(ok=False, detail="no worker heartbeat in the last few seconds")
+        checks["collection"] = Check(ok=False, detail="unknown: no worker reports it")
+    else:
+        checks["worker"] = Check(ok=True, detail=f"{len(beats)} alive ({beats[0].provider} provider)")
+        ready = [b for b in beats if b.collection_ready]
+        if ready:
+            checks["collection"] = Check(
+                ok=True,
+                detail=f"'{ready[0].collection}' has {ready[0].points} points at {ready[0].qdrant_location}",
+            )
+        else:
+            beat = beats[0]
+            why = beat.qdrant_error or "the collection does not exist yet (indexing?)"
+            checks["collection"] = Check(ok=False, detail=f"'{collection}' at {beat.qdrant_location}: {why}")
+    failing = [name for name, check in checks.items() if not check.ok]
+    return Readiness(status="not_ready" if failing else "ready", failing=failing, checks=checks)

@@ -1,0 +1,210 @@
+"""One Redis reader per gateway process, fanning turn events out to the sockets that watch them.
+
+Every watched turn is a Redis stream. A single task runs one blocking ``XREAD`` over all of them (plus
+this process's own *wake* stream) and hands each entry, already rendered as the JSON text frame the
+client receives, to every subscription of that turn. A new subscription appends to the wake stream so
+that the blocked read returns at once and the next read includes the new turn: no connection per
+socket, no polling, and nothing is missed because streams keep what was written before anyone read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared import keys
+from shared.turn_events import is_terminal_type
+
+logger = logging.getLogger(__name__)
+
+StreamId = tuple[int, int]
+ZERO_ID: StreamId = (0, 0)
+
+
+def parse_stream_id(value: str | bytes) -> StreamId:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def render_frame(entry_id: bytes, payload: bytes) -> str:
+    """Insert the stream entry id as the event's ``id`` into the stored JSON object (which the writer
+    produced without one), without a parse/serialise round trip on the hot path."""
+    return '{"id":"' + entry_id.decode() + '",' + payload[1:].decode()
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One consumer of one turn's events. ``deliver`` is called by the relay for every frame in order;
+    ``terminal`` is set once the turn's last event has been delivered."""
+
+    turn_id: str
+    deliver: Callable[[str, bool], None]
+    last_id: StreamId = ZERO_ID
+    terminal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        stream_id = parse_stream_id(entry_id)
+        if stream_id <= self.last_id or self.terminal.is_set():
+            return  # already delivered (a backfill and a live read can overlap)
+        self.last_id = stream_id
+        terminal = is_terminal_type(fields[b"t"])
+        self.deliver(render_frame(entry_id, fields[b"e"]), terminal)
+        if terminal:
+            self.terminal.set()
+
+
+class TurnRelay:
+    def __init__(self, redis_url: str, writer: Redis, *, block_ms: int = 5_000, batch: int = 500) -> None:
+        # The reader blocks for block_ms at a time, so it gets a connection of its own with no socket
+        # timeout shorter than that; everything else goes through the shared pool (``writer``).
+        self._reader: Redis = Redis.from_url(
+            redis_url, socket_timeout=None, socket_connect_timeout=5, single_connection_client=True
+        )
+        self._writer = writer
+        self._gateway_id = uuid.uuid4().hex
+        self._wake_key = keys.gateway_wake(self._gateway_id)
+        self._wake_cursor = b"0-0"
+        self._block_ms = block_ms
+        self._batch = batch
+        self._cursors: dict[str, bytes] = {}
+        self._subs: dict[str, list[Subscription]] = {}
+        self._pending: list[Subscription] = []
+        self._blocked = False
+        self._wake_sent = False
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="turn-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError, OSError):
+            await self._writer.delete(self._wake_key)
+        await self._reader.aclose()
+
+    def watched_turns(self) -> int:
+        return len(self._subs) + len(self._pending)
+
+    def has_subscribers(self, turn_id: str) -> bool:
+        key = keys.turn_events(turn_id)
+        return bool(self._subs.get(key)) or any(s.turn_id == turn_id for s in self._pending)
+
+    # --- subscriptions -----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, turn_id: str, deliver: Callable[[str, bool], None], after: str | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Deliver the turn's events after ``after`` (all of them when None), then live ones, until the
+        terminal event or until the context exits."""
+        sub = Subscription(turn_id, deliver, parse_stream_id(after) if after else ZERO_ID)
+        self._pending.append(sub)
+        await self._interrupt_read()
+        try:
+            yield sub
+        finally:
+            self._remove(sub)
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub in self._pending:
+            self._pending.remove(sub)
+            return
+        key = keys.turn_events(sub.turn_id)
+        subs = self._subs.get(key)
+        if subs and sub in subs:
+            subs.remove(sub)
+            if not subs:
+                self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        self._subs.pop(key, None)
+        self._cursors.pop(key, None)
+
+    async def _interrupt_read(self) -> None:
+        if self._blocked and not self._wake_sent:
+            self._wake_sent = True
+            try:
+                async with self._writer.pipeline(transaction=False) as pipe:
+                    pipe.xadd(self._wake_key, {b"w": b"1"}, maxlen=16, approximate=True)
+                    pipe.expire(self._wake_key, 3600)
+                    await pipe.execute()
+            except (RedisError, OSError):
+                # The read will return by itself within block_ms; the subscription is only late.
+                logger.warning("could not wake the relay; a subscription waits for the next read")
+
+    # --- the read loop -----------------------------------------------------------------------------
+
+    async def _attach_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for sub in pending:
+            key = keys.turn_events(sub.turn_id)
+            cursor = self._cursors.get(key)
+            if cursor is None:
+                # Not yet read by this process: the next XREAD starts from the subscriber's position.
+                self._cursors[key] = b"%d-%d" % sub.last_id
+            elif parse_stream_id(cursor) > sub.last_id:
+                # Others are further along: replay what this subscriber missed up to their position.
+                start = b"(%d-%d" % sub.last_id
+                for entry_id, fields in await self._reader.xrange(key, min=start, max=cursor):
+                    sub.accept(entry_id, fields)
+            if sub.terminal.is_set():
+                continue
+            self._subs.setdefault(key, []).append(sub)
+
+    async def _read_once(self) -> None:
+        await self._attach_pending()
+        streams: dict[Any, Any] = {self._wake_key: self._wake_cursor}
+        streams.update(self._cursors)
+        self._blocked, self._wake_sent = True, False
+        try:
+            response = await self._reader.xread(streams, count=self._batch, block=self._block_ms)
+        finally:
+            self._blocked = False
+        for raw_key, entries in response or []:
+            key = raw_key.decode()
+            if key == self._wake_key:
+                self._wake_cursor = entries[-1][0]
+                continue
+            subs = self._subs.get(key)
+            if not subs:
+                self._forget(key)
+                continue
+            self._cursors[key] = entries[-1][0]
+            for entry_id, fields in entries:
+                for sub in list(subs):
+                    sub.accept(entry_id, fields)
+            if all(sub.terminal.is_set() for sub in subs):
+                self._forget(key)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                await self._read_once()
+                self.connected.set()
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.connected.clear()
+                logger.warning("relay lost Redis (%s); retrying in %.2fs", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except Exception:
+                logger.exception("relay read failed; continuing")
+                await asyncio.sleep(0.1)

@@ -1,0 +1,37 @@
+"""Payloads of the arq jobs the gateway enqueues and the worker runs.
+
+Jobs carry JSON (``job_serializer``/``job_deserializer`` below), never pickles: a pickle from Redis is
+code execution for whoever can write to Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+RUN_TURN = "run_turn"
+
+
+class TurnJob(BaseModel):
+    """One chat turn: the question and what the worker needs to answer it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["turn"] = "turn"
+    turn_id: str
+    conversation_id: str
+    question: str
+    selected_text: str | None = None
+    enqueued_at: float
+    """Gateway wall-clock time (seconds) when the ask was received; measures the queue hop."""
+
+
+def job_serializer(value: dict[str, Any]) -> bytes:
+    return orjson.dumps(value)
+
+
+def job_deserializer(value: bytes) -> dict[str, Any]:
+    result: dict[str, Any] = orjson.loads(value)
+    return result

@@ -1,0 +1,55 @@
+"""Every Redis key, stream and channel the service uses, in one place.
+
+All names share the ``tutor:`` prefix so the service can share a Redis with other software and so
+``redis-cli --scan --pattern 'tutor:*'`` shows exactly what it owns. arq's own keys (``arq:*``) are
+managed by arq; only the queue name is ours.
+"""
+
+from __future__ import annotations
+
+PREFIX = "tutor"
+
+# arq's sorted-set queue. A name of our own (not arq's default) so that a second arq application on
+# the same Redis never picks up our jobs.
+QUEUE_NAME = f"{PREFIX}:queue"
+
+# Pub/sub channel that wakes idle workers the moment a job is enqueued or aborted. arq polls Redis
+# every poll_delay seconds; waiting on this channel instead turns a ~250 ms average start delay into
+# a single round trip, while the poll stays as a safety net if a wake-up is ever missed.
+WAKE_CHANNEL = f"{PREFIX}:wake"
+
+# Prefix of each worker's heartbeat key (JSON status, short TTL). The gateway's /ready reads these:
+# the gateway must not open Qdrant itself, so the worker reports whether the collection exists.
+WORKER_HEARTBEAT_PREFIX = f"{PREFIX}:worker:"
+
+
+def turn_events(turn_id: str) -> str:
+    """Stream of one turn's events. A stream (not pub/sub) so events written before anyone reads,
+    or while a client is reconnecting, are still there; it expires ``turn_events_ttl_s`` after the
+    last write."""
+    return f"{PREFIX}:turn:{turn_id}:events"
+
+
+def turn_ended(turn_id: str) -> str:
+    """Set once, by whoever writes the turn's terminal event, so there is exactly one ``done``/``error``."""
+    return f"{PREFIX}:turn:{turn_id}:ended"
+
+
+def conversation(conversation_id: str) -> str:
+    """List of a conversation's last turns (JSON), newest last, trimmed and expiring."""
+    return f"{PREFIX}:conversation:{conversation_id}"
+
+
+def gateway_wake(gateway_id: str) -> str:
+    """Stream that one gateway's relay includes in its blocking XREAD, so a new subscription can
+    interrupt the read at once without closing the connection."""
+    return f"{PREFIX}:gateway:{gateway_id}:wake"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    return f"{WORKER_HEARTBEAT_PREFIX}{worker_id}"
+
+
+# Benchmarks only (RECORD_TIMINGS=1): milliseconds from "gateway received the ask" to "worker started the
+# turn", one entry per turn, capped.
+TIMINGS_HOP = f"{PREFIX}:timings:hop_ms"

@@ -1,0 +1,184 @@
+"""Wire protocol v1: the frames a client sends and the events of a turn.
+
+Every model has a ``type`` literal and belongs to a discriminated union with one ``TypeAdapter``, built
+once at import. Server events are written by the worker (and, for ``accepted`` and some errors, by the
+gateway) into the turn's Redis stream *without* their ``id``: the id is the stream entry id, known only
+once Redis has stored the event, and the gateway adds it when relaying.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
+
+# Ids the service generates are 32 hex characters; anything else a client sends is refused before it
+# can reach a Redis key name.
+TURN_ID_PATTERN = r"^[0-9a-f]{32}$"
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+
+
+class ErrorCode(enum.StrEnum):
+    INVALID_FRAME = "invalid_frame"  # not JSON, binary, unknown type, missing or wrong field
+    TOO_LARGE = "too_large"  # frame or field over its limit
+    UNKNOWN_TURN = "unknown_turn"  # resume/cancel of a turn that does not exist (or expired)
+    CANCELLED = "cancelled"  # the client cancelled, or left and did not come back
+    TIMEOUT = "timeout"  # the turn ran past TURN_TIMEOUT_S
+    PROVIDER_ERROR = "provider_error"  # Cohere failed after retries
+    RATE_LIMITED = "rate_limited"  # too many requests; see retry_after
+    BUSY = "busy"  # the queue is full; see retry_after
+    WORKER_LOST = "worker_lost"  # the worker running the turn died
+    UNAVAILABLE = "unavailable"  # Redis or the knowledge base cannot be reached
+    INTERNAL = "internal"  # a bug: logged with details server-side, never sent
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _limit(info: ValidationInfo, name: str) -> int | None:
+    context = info.context or {}
+    limit = context.get(name)
+    return int(limit) if limit is not None else None
+
+
+class AskFrame(_Frame):
+    type: Literal["ask"]
+    question: Annotated[str, Field(min_length=1)]
+    conversation_id: Annotated[str | None, Field(pattern=CONVERSATION_ID_PATTERN)] = None
+    selected_text: str | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _question_fits(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("question is empty")
+        limit = _limit(info, "max_question_chars")
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"question is longer than {limit} characters")
+        return value
+
+    @field_validator("selected_text")
+    @classmethod
+    def _selection_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        limit = _limit(info, "max_selected_text_chars")
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"selected_text is longer than {limit} characters")
+        return value.strip()
+
+
+class CancelFrame(_Frame):
+    type: Literal["cancel"]
+    turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)]
+
+
+class ResumeFrame(_Frame):
+    type: Literal["resume"]
+    turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)]
+    after: Annotated[str | None, Field(pattern=EVENT_ID_PATTERN)] = None
+
+
+ClientFrame = Annotated[AskFrame | CancelFrame | ResumeFrame, Field(discriminator="type")]
+client_frame_adapter: TypeAdapter[AskFrame | CancelFrame | ResumeFrame] = TypeAdapter(ClientFrame)
+
+
+# --- server events -------------------------------------------------------------------------------
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | None = None
+    turn_id: str | None
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    doc: str
+    title: str
+    heading: str
+    url: str
+    snippet: str
+    score: float
+
+
+class AcceptedEvent(_Event):
+    type: Literal["accepted"] = "accepted"
+    turn_id: str
+    conversation_id: str
+
+
+class SourcesEvent(_Event):
+    type: Literal["sources"] = "sources"
+    turn_id: str
+    sources: list[Source]
+
+
+class DeltaEvent(_Event):
+    type: Literal["delta"] = "delta"
+    turn_id: str
+    text: str
+
+
+class CitationEvent(_Event):
+    type: Literal["citation"] = "citation"
+    turn_id: str
+    start: int
+    end: int
+    text: str
+    source_ids: list[str]
+
+
+class DoneEvent(_Event):
+    type: Literal["done"] = "done"
+    turn_id: str
+    answer: str
+    provider: Literal["cohere", "offline"]
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    retry_after: float | None = None
+
+
+ServerEvent = Annotated[
+    AcceptedEvent | SourcesEvent | DeltaEvent | CitationEvent | DoneEvent | ErrorEvent,
+    Field(discriminator="type"),
+]
+server_event_adapter: TypeAdapter[
+    AcceptedEvent | SourcesEvent | DeltaEvent | CitationEvent | DoneEvent | ErrorEvent
+] = TypeAdapter(ServerEvent)
+
+TERMINAL_TYPES = frozenset({"done", "error"})
+
+
+def is_terminal(event: BaseModel) -> bool:
+    return getattr(event, "type", None) in TERMINAL_TYPES
+
+
+def event_payload(event: _Event) -> bytes:
+    """The event as stored in Redis: JSON without ``id`` (the stream entry id becomes the id)."""
+    return event.model_dump_json(exclude={"id"}).encode()
+
+
+def bad_frame(message: str, code: ErrorCode = ErrorCode.INVALID_FRAME) -> ErrorEvent:
+    return ErrorEvent(turn_id=None, code=code, message=message)
+
+
+def describe_validation_error(errors: list[Any]) -> str:
+    """A short, safe description of what was wrong with a frame (no input values echoed back)."""
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if not isinstance(part, int))
+    message = str(first.get("msg", "invalid value"))
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{where}: {message}" if where else message

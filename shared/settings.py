@@ -1,0 +1,153 @@
+"""The service's configuration: one typed object read from environment variables.
+
+Built by each process at start-up (``load_settings``), never at import time, so tests can pass their
+own ``Settings(...)``. Keys are ``SecretStr``: their values only leave this object when a client is built.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BOOK = PROJECT_ROOT / "book" / "docs"
+DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "physical-ai-tutor"
+
+# Values people paste from templates; a key like this is a mistake, not a key.
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "your-api-key", "your_api_key", "xxx", "..."}
+
+
+class ConfigurationError(SystemExit):
+    """Raised instead of a traceback: one line that names the variable and what is wrong."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, frozen=True, hide_input_in_errors=True
+    )
+
+    # --- process and storage ---
+    port: int = Field(7860, ge=1, le=65535, description="Port the gateway listens on (Spaces: 7860).")
+    host: str = Field("0.0.0.0", description="Address the gateway binds.")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Everything the stack writes at run time.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    redis_url: str | None = Field(
+        None, description="Redis address; default is the embedded server's unix socket under DATA_DIR."
+    )
+
+    # --- Qdrant ---
+    qdrant_url: AnyHttpUrl | None = Field(None, description="Qdrant server; unset means embedded local mode.")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = Field("physical_ai_book", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+    # --- Cohere ---
+    cohere_api_key: SecretStr | None = None
+    cohere_base_url: AnyHttpUrl | None = Field(None, description="Override Cohere's API address.")
+    cohere_chat_model: str = "command-a-03-2025"
+    cohere_embed_model: str = "embed-v4.0"
+    cohere_embed_dimension: int = Field(1024, ge=8, le=4096)
+    cohere_rerank_model: str = "rerank-v3.5"
+    cohere_timeout_s: float = Field(30.0, gt=0)
+
+    # --- the book ---
+    book_source: str = Field(str(DEFAULT_BOOK), description="Folder of Markdown indexed at first start.")
+    book_base_url: str = Field("/docs", description="Where the book is published; source links start here.")
+
+    # --- retrieval and turns ---
+    retrieval_top_k: int = Field(5, ge=1, le=20)
+    retrieval_candidates: int = Field(20, ge=1, le=100)
+    turn_timeout_s: float = Field(60.0, gt=0, description="Longest a turn may run before it ends in error.")
+    turn_events_ttl_s: int = Field(3600, ge=10, description="How long a turn's events stay resumable.")
+    resume_grace_s: float = Field(
+        15.0, ge=0, description="How long a turn keeps generating after its socket closed, awaiting a resume."
+    )
+    conversation_ttl_s: int = Field(86400, ge=60)
+    conversation_max_turns: int = Field(6, ge=0, le=50, description="Earlier turns sent to the model.")
+    max_question_chars: int = Field(2000, ge=10)
+    max_selected_text_chars: int = Field(8000, ge=0)
+    max_frame_bytes: int = Field(64 * 1024, ge=1024)
+    worker_max_jobs: int = Field(200, ge=1)
+    record_timings: bool = Field(False, description="Benchmarks: record per-turn queue-hop timings in Redis.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"], description="Comma-separated origins allowed to open sockets."
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cohere_api_key", "qdrant_api_key", mode="after")
+    @classmethod
+    def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw:
+            return None  # an empty variable means "not set"
+        if raw.lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("is a placeholder, not a real key")
+        return SecretStr(raw)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _candidates_cover_top_k(self) -> Settings:
+        if self.retrieval_candidates < self.retrieval_top_k:
+            raise ValueError("RETRIEVAL_CANDIDATES must be at least RETRIEVAL_TOP_K")
+        return self
+
+    # --- derived values ---
+    @property
+    def cohere_enabled(self) -> bool:
+        return self.cohere_api_key is not None
+
+    @property
+    def provider(self) -> Literal["cohere", "offline"]:
+        return "cohere" if self.cohere_enabled else "offline"
+
+    @property
+    def redis_socket_path(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"unix://{self.redis_socket_path}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so that log filters can mask them wherever they appear."""
+        secrets = [self.cohere_api_key, self.qdrant_api_key]
+        return [s.get_secret_value() for s in secrets if s is not None]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; on a bad value stop with one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        variable = loc[0].upper() if loc else "configuration"
+        raise ConfigurationError(f"configuration error: {variable}: {first['msg']}") from None

@@ -1,0 +1,127 @@
+"""Fixtures shared by every test: a real redis-server on a free port, flushed before each test.
+
+Nothing outside the machine is reached: Cohere is the project's fake server (``fake_cohere``) spoken to by
+the real SDK, Qdrant is qdrant-client's embedded mode under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from fake_cohere.knobs import Knobs
+from fake_cohere.testing import RunningFake, running_fake_cohere
+from shared.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for the whole test session (no persistence, loopback only)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run the tests through `make test`")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.02)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client on the session's Redis, flushed first so every test starts from nothing."""
+    client = Redis.from_url(redis_url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+class IsolatedSettings(Settings):
+    """Settings from explicit values only: a developer's environment (a real COHERE_API_KEY, say) must
+    not leak into tests."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        return (init_settings,)
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(redis_url: str, data_dir: Path) -> SettingsFactory:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {"redis_url": redis_url, "data_dir": data_dir, "resume_grace_s": 5.0}
+        values.update(overrides)
+        return IsolatedSettings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def fake_cohere() -> AsyncIterator[RunningFake]:
+    async with running_fake_cohere(Knobs(embed_dimension=256)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def cohere_settings(make_settings: SettingsFactory, fake_cohere: RunningFake) -> SettingsFactory:
+    """Settings for the Cohere provider, pointed at the fake through the real SDK."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "cohere_api_key": "test-cohere-key-0123456789",
+            "cohere_base_url": fake_cohere.base_url,
+            "cohere_embed_dimension": 256,
+        }
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make

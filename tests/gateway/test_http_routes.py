@@ -1,0 +1,66 @@
+"""REST: the one-shot chat, liveness, readiness and the root page Spaces probes."""
+
+from __future__ import annotations
+
+import httpx
+
+from fake_cohere.testing import RunningFake
+from tests.conftest import SettingsFactory
+from tests.stack import running_gateway, running_stack
+
+
+async def test_rest_chat_offline(make_settings: SettingsFactory) -> None:
+    async with running_stack(make_settings()) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        response = await client.post("/api/chat", json={"question": "What does a URDF describe?"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"turn_id", "conversation_id", "answer", "sources", "citations", "provider"}
+    assert body["provider"] == "offline" and body["answer"]
+    assert any("urdf" in s["doc"] for s in body["sources"])
+    for citation in body["citations"]:
+        assert body["answer"][citation["start"] : citation["end"]] == citation["text"]
+
+
+async def test_rest_chat_cohere(cohere_settings: SettingsFactory, fake_cohere: RunningFake) -> None:
+    async with running_stack(cohere_settings()) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        response = await client.post(
+            "/api/chat", json={"question": "What is sim-to-real transfer?", "conversation_id": "rest-1"}
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["provider"] == "cohere" and body["conversation_id"] == "rest-1"
+    assert body["citations"] and body["sources"]
+
+
+async def test_rest_chat_refuses_bad_input_with_a_code(make_settings: SettingsFactory) -> None:
+    async with running_gateway(make_settings()) as url, httpx.AsyncClient(base_url=url) as client:
+        too_long = await client.post("/api/chat", json={"question": "x" * 5000})
+        blank = await client.post("/api/chat", json={"question": "   "})
+        missing = await client.post("/api/chat", json={})
+    assert too_long.status_code == 413 and too_long.json()["error"]["code"] == "too_large"
+    assert blank.status_code == 422 and blank.json()["error"]["code"] == "invalid_frame"
+    assert missing.status_code == 422
+
+
+async def test_probes_and_readiness(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        assert (await client.get("/")).status_code == 200
+        assert (await client.head("/")).status_code == 200
+        assert (await client.get("/docs")).status_code == 200
+        not_ready = await client.get("/ready")
+        assert not_ready.status_code == 503
+        assert "worker" in not_ready.json()["failing"], "no worker runs yet, and /ready says so"
+    async with running_stack(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["collection"]["ok"]
+
+
+async def test_readiness_names_redis_when_it_is_down(make_settings: SettingsFactory) -> None:
+    settings = make_settings(redis_url="redis://127.0.0.1:1/0")
+    async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["failing"][0] == "redis"

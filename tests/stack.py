@@ -1,0 +1,105 @@
+"""The service's processes inside a test's event loop: a real worker and a real uvicorn gateway on a free
+port, spoken to over real sockets. Only the process boundary is folded away; Redis is a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from fake_cohere.testing import serve_asgi
+from gateway.app import create_app
+from shared.settings import Settings
+from worker.app import TutorWorker, build_worker
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, *, idle_poll_s: float = 0.5) -> AsyncIterator[TutorWorker]:
+    worker = build_worker(settings, handle_signals=False, idle_poll_s=idle_poll_s)
+    task = asyncio.create_task(worker.async_run(), name="test-worker")
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[str]:
+    """Yields the gateway's base URL (``http://127.0.0.1:PORT``)."""
+    async with serve_asgi(create_app(settings), lifespan="on", ws="websockets-sansio") as base_url:
+        yield base_url
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, **worker_options: Any) -> AsyncIterator[str]:
+    async with running_worker(settings, **worker_options) as worker, running_gateway(settings) as url:
+        await worker_ready(worker)
+        yield url
+
+
+async def worker_ready(worker: TutorWorker, timeout_s: float = 60.0) -> None:
+    """Until the worker has indexed the book and said so in its heartbeat (what /ready reads)."""
+    await asyncio.wait_for(worker.state.announced_ready.wait(), timeout_s)
+
+
+@dataclass
+class Turn:
+    """Everything a client received for one turn."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    @property
+    def turn_id(self) -> str:
+        return str(self.events[0]["turn_id"])
+
+    @property
+    def terminal(self) -> dict[str, Any]:
+        return self.events[-1]
+
+    @property
+    def text(self) -> str:
+        return "".join(e["text"] for e in self.of("delta"))
+
+
+class ChatClient:
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        await self.socket.send(frame if isinstance(frame, str | bytes) else orjson.dumps(frame).decode())
+
+    async def receive(self, timeout: float = 30.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.socket.recv(), timeout)
+        event: dict[str, Any] = orjson.loads(raw)
+        return event
+
+    async def collect(self, turn: Turn | None = None, *, until: str | None = None) -> Turn:
+        """Receive events into ``turn`` until its terminal event (or the first event of type ``until``)."""
+        turn = turn or Turn()
+        while True:
+            event = await self.receive()
+            turn.events.append(event)
+            if event["type"] in {"done", "error"} or event["type"] == until:
+                return turn
+
+    async def ask(self, question: str, **fields: Any) -> Turn:
+        await self.send({"type": "ask", "question": question, **fields})
+        return await self.collect()
+
+
+@contextlib.asynccontextmanager
+async def chat(base_url: str) -> AsyncIterator[ChatClient]:
+    async with websockets.connect(base_url.replace("http", "ws", 1) + "/ws/chat") as socket:
+        yield ChatClient(socket)

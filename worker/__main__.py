@@ -1,0 +1,23 @@
+"""``python -m worker``: read the configuration, then run the arq worker until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from shared.logs import configure_logging
+from shared.settings import load_settings
+from worker.app import build_worker
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.secret_values(), "worker")
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    build_worker(settings).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Building the worker: its services in ``on_startup``, heartbeat and first indexing in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from arq import func
+from arq.connections import RedisSettings
+
+from shared import keys
+from shared.cohere_client import build_cohere_client
+from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
+from shared.jobs import RUN_TURN, job_deserializer, job_serializer
+from shared.settings import Settings
+from shared.turn_events import TurnEventWriter
+from worker.cohere_provider import CohereProvider
+from worker.conversation import ConversationMemory
+from worker.knowledge.indexing import ensure_indexed
+from worker.knowledge.store import KnowledgeStore
+from worker.services import WorkerServices
+from worker.timings import TurnTimings
+from worker.turn import run_turn
+from worker.wakeable_worker import WakeableWorker
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerState:
+    """What the heartbeat reports besides the store's own status."""
+
+    def __init__(self) -> None:
+        self.worker_id = uuid.uuid4().hex[:12]
+        self.indexing = True
+        self.index_error: str | None = None
+        self.changed = asyncio.Event()  # beat now, not at the next interval
+        self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
+
+
+class TutorWorker(WakeableWorker):
+    """The worker with the state its heartbeat reports (tests await ``state.announced_ready``)."""
+
+    state: WorkerState
+
+
+async def _index_until_ready(services: WorkerServices, state: WorkerState) -> None:
+    backoff = 1.0
+    while True:
+        try:
+            report = await ensure_indexed(services.store, services.settings, services.cohere)
+            if report is not None:
+                logger.info(
+                    "indexed %s: %d documents, %d chunks in %.2fs (%d skipped)",
+                    services.settings.book_source,
+                    report.documents,
+                    report.chunks,
+                    report.seconds,
+                    len(report.skipped),
+                )
+            state.indexing, state.index_error = False, None
+            state.changed.set()
+            return
+        except Exception as exc:
+            state.index_error = f"indexing failed: {type(exc).__name__}"
+            state.changed.set()
+            logger.warning("indexing the book failed (%s); retrying in %.0fs", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+
+async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWorker) -> None:
+    settings = services.settings
+    while True:
+        try:
+            status = await services.store.status()
+            beat = WorkerHeartbeat(
+                worker_id=state.worker_id,
+                provider=settings.provider,
+                collection=settings.qdrant_collection,
+                collection_ready=status.exists and status.points > 0 and not state.indexing,
+                points=status.points,
+                qdrant_location=status.location,
+                qdrant_error=status.error or state.index_error,
+                jobs_running=len(worker.tasks),
+                at=time.time(),
+            )
+            await services.redis.set(keys.worker_heartbeat(state.worker_id), beat.model_dump_json(), ex=HEARTBEAT_TTL_S)
+            if beat.collection_ready and not state.announced_ready.is_set():
+                logger.info("worker ready: '%s' has %d points", beat.collection, beat.points)
+                state.announced_ready.set()
+        except Exception as exc:
+            logger.warning("heartbeat failed: %s", type(exc).__name__)
+        state.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.changed.wait(), HEARTBEAT_INTERVAL_S)
+
+
+def build_worker(
+    settings: Settings, *, burst: bool = False, handle_signals: bool = True, idle_poll_s: float = 0.5
+) -> TutorWorker:
+    state = WorkerState()
+    background: list[asyncio.Task[None]] = []
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        redis = ctx["redis"]
+        cohere_parts = build_cohere_client(settings)
+        cohere = CohereProvider(*cohere_parts, settings) if cohere_parts else None
+        store = await KnowledgeStore.open(settings)
+        services = WorkerServices(
+            settings=settings,
+            redis=redis,
+            events=TurnEventWriter(redis, settings.turn_events_ttl_s),
+            store=store,
+            cohere=cohere,
+            memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
+            metrics=TurnTimings(redis, settings.record_timings),
+        )
+        ctx["services"] = services
+        background.append(asyncio.create_task(_beat(services, state, worker), name="heartbeat"))
+        indexing = asyncio.create_task(_index_until_ready(services, state), name="first-index")
+        background.append(indexing)
+        if burst:
+            await indexing  # tests run the worker in burst mode and need the index before the first job
+        logger.info("worker %s started (provider: %s)", state.worker_id, settings.provider)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        services: WorkerServices | None = ctx.get("services")
+        if services is None:
+            return
+        with contextlib.suppress(Exception):
+            await services.redis.delete(keys.worker_heartbeat(state.worker_id))
+        await services.store.close()
+        if services.cohere is not None:
+            await services.cohere.close()
+
+    worker = TutorWorker(
+        functions=[func(run_turn, name=RUN_TURN, max_tries=1, timeout=settings.turn_timeout_s + 10)],
+        redis_url=settings.effective_redis_url,
+        redis_settings=RedisSettings.from_dsn(settings.effective_redis_url),
+        queue_name=keys.QUEUE_NAME,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        max_jobs=settings.worker_max_jobs,
+        allow_abort_jobs=True,
+        keep_result=0,
+        burst=burst,
+        handle_signals=handle_signals and not burst,
+        idle_poll_s=idle_poll_s,
+        health_check_interval=10,
+    )
+    worker.state = state
+    return worker

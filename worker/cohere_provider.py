@@ -1,0 +1,233 @@
+"""Cohere through the real async SDK: query/document embeddings, rerank, and the streamed, cited answer.
+
+Retries are done here, not by the SDK: 429s, 5xx and transport failures are retried with exponential
+backoff and full jitter, but a chat stream only *before its first token* — after that a retry would
+send the client a second, different beginning of the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import cohere
+import httpx
+from cohere.core.api_error import ApiError
+
+from shared.protocol import ErrorCode
+from shared.settings import Settings
+from worker.knowledge.store import Passage
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+EMBED_BATCH = 96  # the Embed API's limit of texts per call
+
+
+@dataclass(frozen=True)
+class TextPiece:
+    text: str
+
+
+@dataclass(frozen=True)
+class CitationPiece:
+    start: int
+    end: int
+    text: str
+    source_ids: list[str]
+
+
+@dataclass(frozen=True)
+class ChatDocument:
+    id: str
+    title: str
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # "user" | "assistant"
+    text: str
+
+
+class ProviderFailure(Exception):
+    """Cohere could not answer; ``code`` and ``retry_after`` go to the client as a safe error."""
+
+    def __init__(self, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: ApiError) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def classify(exc: BaseException) -> tuple[bool, ProviderFailure]:
+    """(retryable, the failure to report if retries run out)."""
+    if isinstance(exc, ApiError):
+        status = exc.status_code or 0
+        if status == 429:
+            return True, ProviderFailure(
+                ErrorCode.RATE_LIMITED,
+                "the language model is rate limited; try again shortly",
+                _retry_after(exc),
+            )
+        if status >= 500:
+            return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, f"the language model failed ({status})")
+        return False, ProviderFailure(ErrorCode.PROVIDER_ERROR, f"the language model refused the request ({status})")
+    if isinstance(exc, httpx.TimeoutException):
+        return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the language model timed out")
+    if isinstance(exc, httpx.TransportError):
+        return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the connection to the language model failed")
+    raise exc
+
+
+class CohereProvider:
+    def __init__(
+        self, client: cohere.AsyncClientV2, http: httpx.AsyncClient, settings: Settings, *, attempts: int = 3
+    ) -> None:
+        self._client = client
+        self._http = http
+        self._settings = settings
+        self._attempts = attempts
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _backoff(self, attempt: int, failure: ProviderFailure) -> None:
+        delay = min(4.0, 0.25 * 2**attempt)
+        delay = random.uniform(0, delay)  # full jitter: many workers must not retry in lock-step
+        if failure.retry_after:
+            delay = max(delay, min(failure.retry_after, 10.0))
+        logger.info("cohere call failed (%s); retry %d in %.2fs", failure.message, attempt + 1, delay)
+        await asyncio.sleep(delay)
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self._attempts):
+            try:
+                return await make()
+            except (ApiError, httpx.HTTPError) as exc:
+                retryable, failure = classify(exc)
+                if not retryable or attempt == self._attempts - 1:
+                    raise failure from exc
+                await self._backoff(attempt, failure)
+        raise AssertionError("unreachable")
+
+    # --- embeddings and rerank ---------------------------------------------------------------------
+
+    async def _embed_call(self, batch: list[str], input_type: str) -> cohere.EmbedByTypeResponse:
+        model = self._settings.cohere_embed_model
+        if model.startswith("embed-v4"):  # only v4 models take output_dimension; v3 sizes are fixed
+            return await self._client.embed(
+                texts=batch,
+                model=model,
+                input_type=input_type,
+                embedding_types=["float"],
+                output_dimension=self._settings.cohere_embed_dimension,
+            )
+        return await self._client.embed(
+            texts=batch,
+            model=model,
+            input_type=input_type,
+            embedding_types=["float"],
+        )
+
+    async def _embed(self, texts: Sequence[str], input_type: str) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = list(texts[start : start + EMBED_BATCH])
+            response = await self._call(lambda batch=batch: self._embed_call(batch, input_type))  # type: ignore[misc]
+            floats = response.embeddings.float_
+            if floats is None or len(floats) != len(batch):
+                raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the embedding service returned no vectors")
+            vectors.extend(floats)
+        return vectors
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self._embed([text], "search_query"))[0]
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await self._embed(texts, "search_document")
+
+    async def rerank(self, query: str, passages: list[Passage], top_n: int) -> list[Passage]:
+        if not passages:
+            return []
+        response = await self._call(
+            lambda: self._client.rerank(
+                model=self._settings.cohere_rerank_model,
+                query=query,
+                documents=[f"{p.title} — {p.heading}\n{p.text}" for p in passages],
+                top_n=min(top_n, len(passages)),
+            )
+        )
+        return [dataclasses.replace(passages[r.index], score=float(r.relevance_score)) for r in response.results]
+
+    # --- the answer --------------------------------------------------------------------------------
+
+    async def stream_answer(
+        self, system: str, history: Sequence[ChatTurn], question: str, documents: Sequence[ChatDocument]
+    ) -> AsyncIterator[TextPiece | CitationPiece]:
+        messages: list[cohere.ChatMessageV2] = [cohere.SystemChatMessageV2(content=system)]
+        for turn in history:
+            if turn.role == "user":
+                messages.append(cohere.UserChatMessageV2(content=turn.text))
+            else:
+                messages.append(cohere.AssistantChatMessageV2(content=turn.text))
+        messages.append(cohere.UserChatMessageV2(content=question))
+        docs = [cohere.Document(id=d.id, data={"title": d.title, "snippet": d.text, "url": d.url}) for d in documents]
+        known_ids = {d.id for d in documents}
+        for attempt in range(self._attempts):
+            produced = False
+            finished = False
+            try:
+                stream = self._client.chat_stream(
+                    model=self._settings.cohere_chat_model, messages=messages, documents=docs
+                )
+                async for event in stream:
+                    if event.type == "content-delta":
+                        message = event.delta.message if event.delta else None
+                        text = message.content.text if message and message.content else None
+                        if text:
+                            produced = True
+                            yield TextPiece(text)
+                    elif event.type == "citation-start":
+                        piece = _citation_piece(event, known_ids)
+                        if piece is not None:
+                            yield piece
+                    elif event.type == "message-end":
+                        finished = True
+                if not finished:
+                    raise httpx.RemoteProtocolError("the answer stream ended before message-end")
+                return
+            except (ApiError, httpx.HTTPError) as exc:
+                retryable, failure = classify(exc)
+                if produced:
+                    raise ProviderFailure(
+                        ErrorCode.PROVIDER_ERROR, "the answer stream broke off; please ask again"
+                    ) from exc
+                if not retryable or attempt == self._attempts - 1:
+                    raise failure from exc
+                await self._backoff(attempt, failure)
+
+
+def _citation_piece(event: object, known_ids: set[str]) -> CitationPiece | None:
+    delta = getattr(event, "delta", None)
+    message = getattr(delta, "message", None)
+    citation = getattr(message, "citations", None)
+    if citation is None or citation.start is None or citation.end is None:
+        return None
+    source_ids = [s.id for s in citation.sources or [] if getattr(s, "id", None) in known_ids]
+    return CitationPiece(citation.start, citation.end, citation.text or "", source_ids)

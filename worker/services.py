@@ -1,0 +1,25 @@
+"""What every job of the worker shares: built once in ``on_startup``, closed in ``on_shutdown``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from shared.settings import Settings
+from shared.turn_events import TurnEventWriter
+from worker.cohere_provider import CohereProvider
+from worker.conversation import ConversationMemory
+from worker.knowledge.store import KnowledgeStore
+from worker.timings import TurnTimings
+
+
+@dataclass(frozen=True)
+class WorkerServices:
+    settings: Settings
+    redis: Redis
+    events: TurnEventWriter
+    store: KnowledgeStore
+    cohere: CohereProvider | None
+    memory: ConversationMemory
+    metrics: TurnTimings
