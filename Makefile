@@ -8,13 +8,17 @@ export PORT ?= 7860
 export DATA_DIR ?= /tmp/physical-ai-tutor
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format typecheck bench lock system-deps clean
+.PHONY: run test lint format typecheck bench lock system-deps clean reindex eval bench-knowledge image-test hadolint
 
-# System packages: redis-server is the embedded queue and event bus.
+# System packages: redis-server is the embedded queue and event bus; chromium (Debian's, driven by
+# Playwright; no browser downloads) runs the browser tests in tests/browser.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +49,28 @@ format: venv
 
 typecheck: venv
 	$(BIN)/mypy shared gateway worker
+
+## reindex: rebuild the knowledge base (ARGS="--source URL-or-folder --mode incremental ..."); through the
+## running worker when there is one, else in this process (see worker/reindex_cli.py)
+reindex: venv
+	$(BIN)/tutor-reindex $(ARGS)
+
+## eval: retrieval quality (recall@5, MRR) on ../shared/corpora, offline and hybrid (fake Cohere)
+eval: venv
+	$(BIN)/python -m eval $(ARGS)
+
+## bench-knowledge: indexing throughput and retrieval latency of the embedded store
+bench-knowledge: venv
+	$(BIN)/python -m bench.knowledge $(ARGS)
+
+## hadolint: lint the Dockerfile; errors fail, each ignored warning is justified where it is ignored
+hadolint: venv
+	$(BIN)/hadolint --failure-threshold error Dockerfile
+
+## image-test: build the Space image with podman (cold, then warm), run it, ask it a question, kill the
+## worker, stop it with SIGTERM; prints the figures (needs podman: ../shared/tools/make-base-image, as root)
+image-test: venv hadolint
+	$(BIN)/python scripts/image_test.py $(ARGS)
 
 ## lock: recompile the pinned dependency sets from requirements*.in
 lock: venv

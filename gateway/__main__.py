@@ -24,7 +24,7 @@ def main() -> None:
         # Per-message compression costs ~100 KB of zlib state per socket; answers are small text.
         ws_per_message_deflate=False,
         log_config=None,
-        timeout_graceful_shutdown=8,
+        timeout_graceful_shutdown=1,
         proxy_headers=False,
     )
     uvicorn.Server(config).run()

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import ConnectionPool
 
-from gateway import chat_socket, http_routes
+from gateway import admin_routes, chat_socket, http_routes, pages
+from gateway.clients import SocketCounter
+from gateway.reaper import run_reaper
 from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
 from gateway.turns import TurnStarter
 from shared import keys
 from shared.jobs import job_deserializer, job_serializer
+from shared.rate_limit import RateLimiter
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,12 +48,22 @@ def create_app(settings: Settings) -> FastAPI:
         relay = TurnRelay(settings.effective_redis_url, redis)
         await relay.start()
         app.state.services = GatewayServices(
-            settings=settings, redis=redis, relay=relay, turns=TurnStarter(redis, settings)
+            settings=settings,
+            redis=redis,
+            relay=relay,
+            turns=TurnStarter(redis, settings),
+            ask_limiter=RateLimiter(redis, "asks", settings.asks_per_minute_per_client),
+            sockets=SocketCounter(settings.max_sockets_per_client),
         )
+        reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events), name="reaper")
         logger.info("gateway ready on port %d (provider: %s)", settings.port, settings.provider)
         try:
             yield
         finally:
+            for task in (reaper, *app.state.services.abandoned):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
             await relay.stop()
             await redis.aclose(close_connection_pool=True)
 
@@ -57,6 +73,16 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
     )
+    # CORS for the REST API from the same list that admits WebSocket origins (browsers apply CORS to
+    # fetch() but not to sockets; gateway/clients.py checks those).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Authorization"],
+    )
     app.include_router(http_routes.router)
     app.include_router(chat_socket.router)
+    app.include_router(pages.router)
+    app.include_router(admin_routes.router)
     return app

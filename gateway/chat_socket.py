@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from gateway.clients import client_address, origin_allowed
 from gateway.services import GatewayServices, ServicesDep
 from gateway.turns import TurnNotAccepted
 from shared.protocol import (
@@ -30,23 +31,23 @@ from shared.protocol import (
     client_frame_adapter,
     describe_validation_error,
 )
+from shared.turn_events import TurnStreamLost
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
-# Past this many undelivered frames the client is not reading: drop the socket (close 1013, "try again
-# later") instead of buffering without bound; it can reconnect and resume where it stopped.
-OUTBOUND_LIMIT = 5_000
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class ChatSession:
-    def __init__(self, websocket: WebSocket, services: GatewayServices) -> None:
+    def __init__(self, websocket: WebSocket, services: GatewayServices, address: str) -> None:
         self.websocket = websocket
         self.services = services
+        self.address = address
         self.settings = services.settings
-        self.outbound: asyncio.Queue[str | None] = asyncio.Queue()
-        self.overflowed = False
+        self.outbound: asyncio.Queue[str] = asyncio.Queue()
+        self.evicted = asyncio.Event()
         self.turn_tasks: dict[str, asyncio.Task[None]] = {}
         self.limits = {
             "max_question_chars": self.settings.max_question_chars,
@@ -56,11 +57,12 @@ class ChatSession:
     # --- outbound ----------------------------------------------------------------------------------
 
     def push(self, frame: str, terminal: bool = False) -> None:
-        if self.overflowed:
+        if self.evicted.is_set():
             return
-        if self.outbound.qsize() >= OUTBOUND_LIMIT:
-            self.overflowed = True
-            self.outbound.put_nowait(None)  # tells the sender to close the socket
+        if self.outbound.qsize() >= self.settings.max_outbound_frames:
+            # The client is not reading (its sends are stuck on TCP flow control): drop the socket instead
+            # of buffering without bound. Its turns go on; it can reconnect and resume where it stopped.
+            self.evicted.set()
             return
         self.outbound.put_nowait(frame)
 
@@ -69,27 +71,25 @@ class ChatSession:
 
     async def send_frames(self) -> None:
         while True:
-            frame = await self.outbound.get()
-            if frame is None:
-                await self.websocket.close(CLOSE_TRY_AGAIN_LATER, "client is not reading; resume later")
-                return
-            await self.websocket.send_text(frame)
+            await self.websocket.send_text(await self.outbound.get())
 
     # --- inbound -----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         sender = asyncio.create_task(self.send_frames(), name="ws-sender")
         receiver = asyncio.create_task(self.receive_frames(), name="ws-receiver")
+        evicted = asyncio.create_task(self.evicted.wait(), name="ws-evicted")
+        tasks = (sender, receiver, evicted)
         try:
-            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 exc = None if task.cancelled() else task.exception()
                 if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError | OSError):
                     logger.error("socket task failed", exc_info=exc)
         finally:
-            for task in (sender, receiver):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(sender, receiver, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.leave()
 
     async def receive_frames(self) -> None:
@@ -132,6 +132,10 @@ class ChatSession:
             self.push_event(bad_frame("the service is temporarily unavailable", ErrorCode.UNAVAILABLE))
 
     async def ask(self, frame: AskFrame) -> None:
+        decision = await self.services.ask_limiter.check(self.address)
+        if not decision.allowed:
+            self.push_event(too_many_asks(decision.retry_after_s))
+            return
         accepted = await self.services.turns.start(frame)
         self.follow(accepted.turn_id, after=None)
 
@@ -176,8 +180,10 @@ class ChatSession:
         for turn_id in unfinished:
             schedule_cancel_if_abandoned(self.services, turn_id)
         if self.websocket.application_state != WebSocketState.DISCONNECTED:
-            with contextlib.suppress(RuntimeError, OSError):
-                await self.websocket.close()
+            code = CLOSE_TRY_AGAIN_LATER if self.evicted.is_set() else 1000
+            # A client that stopped reading may never take the close frame either: do not wait on it.
+            with contextlib.suppress(RuntimeError, OSError, TimeoutError):
+                await asyncio.wait_for(self.websocket.close(code), 1.0)
 
 
 async def forward_turn_events(
@@ -191,16 +197,14 @@ async def forward_turn_events(
         try:
             await asyncio.wait_for(sub.terminal.wait(), deadline)
         except TimeoutError:
-            await services.turns.events.append(
-                turn_id,
-                [ErrorEvent(turn_id=turn_id, code=ErrorCode.TIMEOUT, message="the turn took too long")],
-            )
+            with contextlib.suppress(TurnStreamLost):
+                await services.turns.events.append(
+                    turn_id,
+                    [ErrorEvent(turn_id=turn_id, code=ErrorCode.TIMEOUT, message="the turn took too long")],
+                )
             await services.turns.cancel(turn_id, message="the turn took too long")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sub.terminal.wait(), 5)
-
-
-_pending_cancels: set[asyncio.Task[None]] = set()
 
 
 def schedule_cancel_if_abandoned(services: GatewayServices, turn_id: str) -> None:
@@ -214,11 +218,39 @@ def schedule_cancel_if_abandoned(services: GatewayServices, turn_id: str) -> Non
             logger.warning("could not cancel abandoned turn %s: %s", turn_id, type(exc).__name__)
 
     task = asyncio.create_task(cancel_later(), name=f"abandon-{turn_id}")
-    _pending_cancels.add(task)
-    task.add_done_callback(_pending_cancels.discard)
+    services.abandoned.add(task)
+    task.add_done_callback(services.abandoned.discard)
+
+
+def too_many_asks(retry_after_s: float) -> ErrorEvent:
+    return ErrorEvent(
+        turn_id=None,
+        code=ErrorCode.RATE_LIMITED,
+        message="you are asking faster than the tutor allows; please wait a moment",
+        retry_after=round(retry_after_s, 3),
+    )
 
 
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket, services: ServicesDep) -> None:
+    settings = services.settings
+    if not origin_allowed(websocket, settings.allowed_origins):
+        logger.info("refused a socket from origin %r", websocket.headers.get("origin"))
+        await websocket.close(code=CLOSE_POLICY_VIOLATION)  # before accept: the handshake gets HTTP 403
+        return
+    address = client_address(websocket, settings.trust_proxy_headers)
     await websocket.accept()
-    await ChatSession(websocket, services).run()
+    if not services.sockets.try_open(address):
+        error = ErrorEvent(
+            turn_id=None,
+            code=ErrorCode.RATE_LIMITED,
+            message=f"too many open connections from your address (limit {settings.max_sockets_per_client})",
+            retry_after=5.0,
+        )
+        await websocket.send_text(error.model_dump_json())
+        await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
+        return
+    try:
+        await ChatSession(websocket, services, address).run()
+    finally:
+        services.sockets.close(address)

@@ -1,15 +1,16 @@
-"""HTTP endpoints: the root Spaces probes, liveness, readiness and the one-shot REST chat."""
+"""HTTP endpoints: liveness, readiness and the one-shot REST chat (the page at ``/`` is gateway/pages.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from gateway.chat_socket import forward_turn_events
+from gateway.chat_socket import forward_turn_events, too_many_asks
+from gateway.clients import client_address
 from gateway.readiness import Readiness, check_readiness
 from gateway.services import ServicesDep
 from gateway.turns import TurnNotAccepted
@@ -80,11 +81,6 @@ def error_response(error: ErrorEvent) -> JSONResponse:
     )
 
 
-@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-async def root() -> dict[str, str]:
-    return {"service": "Physical AI & Humanoid Robotics tutor", "chat": "/ws/chat", "docs": "/docs"}
-
-
 @router.get("/health")
 async def health() -> dict[str, str]:
     """Liveness: the gateway process answers. Says nothing about its dependencies (see /ready)."""
@@ -104,7 +100,7 @@ async def ready(services: ServicesDep, response: Response) -> Readiness:
     response_model=ChatResponse,
     responses={code: {"model": dict[str, ApiError]} for code in (404, 409, 413, 422, 429, 502, 503, 504)},
 )
-async def chat(request: ChatRequest, services: ServicesDep) -> Any:
+async def chat(request: ChatRequest, http: Request, services: ServicesDep) -> Any:
     """Ask one question and get the whole answer at once (the WebSocket streams the same turn)."""
     settings = services.settings
     try:
@@ -120,6 +116,9 @@ async def chat(request: ChatRequest, services: ServicesDep) -> Any:
         too_long = any("longer than" in str(e.get("msg", "")) for e in errors)
         code = ErrorCode.TOO_LARGE if too_long else ErrorCode.INVALID_FRAME
         return error_response(ErrorEvent(turn_id=None, code=code, message=describe_validation_error(errors)))
+    decision = await services.ask_limiter.check(client_address(http, settings.trust_proxy_headers))
+    if not decision.allowed:
+        return error_response(too_many_asks(decision.retry_after_s))
     try:
         accepted = await services.turns.start(ask)
     except TurnNotAccepted as exc:

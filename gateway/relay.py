@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
+from shared.protocol import ErrorCode, ErrorEvent
 from shared.turn_events import is_terminal_type
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,17 @@ class Subscription:
     deliver: Callable[[str, bool], None]
     last_id: StreamId = ZERO_ID
     terminal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def end_locally(self, error: ErrorEvent) -> None:
+        """End the subscription with an event that exists only here, because Redis lost the turn (it
+        restarted): the id continues the client's sequence so that resume logic stays simple."""
+        if self.terminal.is_set():
+            return
+        ms, seq = self.last_id
+        self.last_id = (ms, seq + 1)
+        event = error.model_copy(update={"id": f"{ms}-{seq + 1}"})
+        self.deliver(event.model_dump_json(), True)
+        self.terminal.set()
 
     def accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         stream_id = parse_stream_id(entry_id)
@@ -81,6 +93,7 @@ class TurnRelay:
         self._blocked = False
         self._wake_sent = False
         self._task: asyncio.Task[None] | None = None
+        self._lost_redis = False
         self.connected = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -166,7 +179,26 @@ class TurnRelay:
                 continue
             self._subs.setdefault(key, []).append(sub)
 
+    async def _end_vanished_turns(self) -> None:
+        """After Redis came back: turns whose streams are gone (Redis keeps nothing across a restart) can
+        never end by themselves, so end them here with a clear error instead of letting clients hang."""
+        for key, subs in list(self._subs.items()):
+            if await self._reader.exists(key):
+                continue
+            for sub in list(subs):
+                sub.end_locally(
+                    ErrorEvent(
+                        turn_id=sub.turn_id,
+                        code=ErrorCode.UNAVAILABLE,
+                        message="the service restarted while answering; please ask again",
+                    )
+                )
+            self._forget(key)
+
     async def _read_once(self) -> None:
+        if self._lost_redis:
+            await self._end_vanished_turns()
+            self._lost_redis = False
         await self._attach_pending()
         streams: dict[Any, Any] = {self._wake_key: self._wake_cursor}
         streams.update(self._cursors)
@@ -202,6 +234,7 @@ class TurnRelay:
                 raise
             except (RedisError, OSError) as exc:
                 self.connected.clear()
+                self._lost_redis = True
                 logger.warning("relay lost Redis (%s); retrying in %.2fs", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from arq.connections import ArqRedis
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from gateway.clients import SocketCounter
 from gateway.relay import TurnRelay
 from gateway.turns import TurnStarter
+from shared.rate_limit import RateLimiter
 from shared.settings import Settings
 
 
@@ -20,6 +23,11 @@ class GatewayServices:
     redis: ArqRedis
     relay: TurnRelay
     turns: TurnStarter
+    ask_limiter: RateLimiter
+    sockets: SocketCounter
+    abandoned: set[asyncio.Task[None]] = field(default_factory=set)
+    """Pending cancels of turns whose socket closed; dropped on shutdown, so that a restart (after which
+    clients resume through the new process) does not cancel them."""
 
 
 def get_services(connection: HTTPConnection) -> GatewayServices:

@@ -14,9 +14,11 @@ from shared import keys
 from shared.jobs import RUN_TURN, TurnJob
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent
 from shared.settings import Settings
-from shared.turn_events import TurnEventWriter
+from shared.turn_events import TurnEventWriter, TurnStreamLost
 
 logger = logging.getLogger(__name__)
+
+BUSY_RETRY_AFTER_S = 5.0
 
 
 class TurnNotAccepted(Exception):
@@ -29,7 +31,7 @@ class TurnStarter:
     def __init__(self, redis: ArqRedis, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
-        self.events = TurnEventWriter(redis, settings.turn_events_ttl_s)
+        self.events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
 
     async def start(self, ask: AskFrame) -> AcceptedEvent:
         """Record ``accepted`` in the turn's stream, enqueue the job and wake a worker.
@@ -38,10 +40,21 @@ class TurnStarter:
         the job id is the turn id, so a duplicate enqueue of the same turn is impossible.
         """
         received = time.time()
+        pending = await self._redis.zcard(keys.QUEUE_NAME)  # queued + running (arq keeps both in the set)
+        if pending >= self._settings.max_pending_turns:
+            # Refuse at once rather than queue an answer that would arrive too late to matter.
+            raise TurnNotAccepted(
+                ErrorEvent(
+                    turn_id=None,
+                    code=ErrorCode.BUSY,
+                    message="the tutor is answering many questions right now; please ask again shortly",
+                    retry_after=BUSY_RETRY_AFTER_S,
+                )
+            )
         turn_id = uuid.uuid4().hex
         conversation_id = ask.conversation_id or uuid.uuid4().hex
         accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
-        await self.events.append(turn_id, [accepted])
+        await self.events.append(turn_id, [accepted], create=True)
         job = TurnJob(
             turn_id=turn_id,
             conversation_id=conversation_id,
@@ -72,9 +85,12 @@ class TurnStarter:
         The terminal event is written here, not left to the worker, so the client gets its answer at
         once even when the job has not started yet (arq then never runs it) or its worker is gone.
         """
-        ended = await self.events.append(
-            turn_id, [ErrorEvent(turn_id=turn_id, code=ErrorCode.CANCELLED, message=message)]
-        )
+        try:
+            ended = await self.events.append(
+                turn_id, [ErrorEvent(turn_id=turn_id, code=ErrorCode.CANCELLED, message=message)]
+            )
+        except TurnStreamLost:
+            ended = None
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(abort_jobs_ss, {turn_id: timestamp_ms()})
             pipe.publish(keys.WAKE_CHANNEL, b"abort")

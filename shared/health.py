@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-HEARTBEAT_INTERVAL_S = 2.0
-HEARTBEAT_TTL_S = 6  # three missed beats and the worker counts as gone
+HEARTBEAT_INTERVAL_S = 1.0
+# Three missed beats and the worker counts as gone: its turns end with worker_lost (gateway/reaper.py)
+# about 3-4 s after it died.
+HEARTBEAT_TTL_S = 3
 
 
 class WorkerHeartbeat(BaseModel):

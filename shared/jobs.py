@@ -12,6 +12,24 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 RUN_TURN = "run_turn"
+REINDEX = "reindex"
+
+ReindexMode = Literal["full", "incremental"]
+ReindexTrigger = Literal["api", "cli", "schedule", "startup"]
+
+
+class ReindexJob(BaseModel):
+    """Rebuild the knowledge base from ``source`` as a new version (see worker/reindex_job.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["reindex"] = "reindex"
+    job_id: str
+    source: str
+    """A folder of Markdown or a sitemap URL (BOOK_SOURCE unless the request named another)."""
+    mode: ReindexMode = "full"
+    trigger: ReindexTrigger = "api"
+    requested_at: float
 
 
 class TurnJob(BaseModel):

@@ -53,3 +53,30 @@ def worker_heartbeat(worker_id: str) -> str:
 # Benchmarks only (RECORD_TIMINGS=1): milliseconds from "gateway received the ask" to "worker started the
 # turn", one entry per turn, capped.
 TIMINGS_HOP = f"{PREFIX}:timings:hop_ms"
+
+
+def rate_limit(scope: str, subject: str) -> str:
+    """GCRA state of one subject (a client address, or a Cohere endpoint) for one limit."""
+    return f"{PREFIX}:rate:{scope}:{subject}"
+
+
+# Each worker's set of turns in flight, and the set of workers that have such a set. When a worker's
+# heartbeat expires (SIGKILL, OOM), the gateway's reaper ends its turns with ``worker_lost`` at once
+# instead of leaving clients waiting for arq's in-progress expiry.
+WORKERS_WITH_TURNS = f"{PREFIX}:workers"
+
+
+def worker_turns(worker_id: str) -> str:
+    return f"{PREFIX}:worker-turns:{worker_id}"
+
+
+# Re-indexing the knowledge base (shared/reindex.py). The lock holds the running job's id with a lease,
+# so there is one re-index at a time across every worker and a dead worker's lock runs out by itself.
+REINDEX_LOCK = f"{PREFIX}:reindex:lock"
+# The id of the last re-index requested (what `tutor-reindex --follow` shows when given no id).
+REINDEX_LATEST = f"{PREFIX}:reindex:latest"
+
+
+def reindex_progress(job_id: str) -> str:
+    """JSON progress report of one re-index job (ReindexProgress), kept a week after it was last written."""
+    return f"{PREFIX}:reindex:{job_id}"

@@ -61,8 +61,16 @@ class Settings(BaseSettings):
     cohere_timeout_s: float = Field(30.0, gt=0)
 
     # --- the book ---
-    book_source: str = Field(str(DEFAULT_BOOK), description="Folder of Markdown indexed at first start.")
+    book_source: str = Field(
+        str(DEFAULT_BOOK), description="A folder of Markdown/MDX, or a Docusaurus site's sitemap.xml URL."
+    )
     book_base_url: str = Field("/docs", description="Where the book is published; source links start here.")
+    reindex_every_s: float = Field(
+        0.0, ge=0, description="Queue an incremental re-index of BOOK_SOURCE this often; 0 never does."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (/api/admin/*); unset switches that API off."
+    )
 
     # --- retrieval and turns ---
     retrieval_top_k: int = Field(5, ge=1, le=20)
@@ -80,8 +88,19 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(200, ge=1)
     record_timings: bool = Field(False, description="Benchmarks: record per-turn queue-hop timings in Redis.")
     allowed_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["*"], description="Comma-separated origins allowed to open sockets."
+        default_factory=list,
+        description="Comma-separated browser origins (besides the service's own) allowed to open sockets and call "
+        "the REST API; '*' allows any.",
     )
+    trust_proxy_headers: bool = Field(
+        False, description="Take the client address from X-Forwarded-For (true behind Spaces' proxy)."
+    )
+    asks_per_minute_per_client: float = Field(30, ge=0, description="0 disables the per-client ask limit.")
+    max_sockets_per_client: int = Field(20, ge=1)
+    max_pending_turns: int = Field(1000, ge=1, description="Queued + running turns before asks get 'busy'.")
+    max_events_per_turn: int = Field(20_000, ge=100)
+    max_outbound_frames: int = Field(5_000, ge=10, description="Undelivered frames before a slow socket is closed.")
+    shutdown_grace_s: float = Field(4.0, ge=0, description="On SIGTERM, how long turns in flight may finish.")
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -90,7 +109,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("cohere_api_key", "qdrant_api_key", mode="after")
+    @field_validator("cohere_api_key", "qdrant_api_key", "admin_token", mode="after")
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -101,6 +120,13 @@ class Settings(BaseSettings):
         if raw.lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder, not a real key")
         return SecretStr(raw)
+
+    @field_validator("admin_token", mode="after")
+    @classmethod
+    def _admin_token_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it guards the admin API)")
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -138,7 +164,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so that log filters can mask them wherever they appear."""
-        secrets = [self.cohere_api_key, self.qdrant_api_key]
+        secrets = [self.cohere_api_key, self.qdrant_api_key, self.admin_token]
         return [s.get_secret_value() for s in secrets if s is not None]
 
 

@@ -18,11 +18,14 @@ from shared.protocol import TERMINAL_TYPES, _Event, event_payload
 _APPEND_SCRIPT = """
 -- KEYS[1] the turn's event stream, KEYS[2] its "ended" flag
 -- ARGV[1] TTL in seconds, ARGV[2] most events a turn may keep, ARGV[3] the turn id,
--- then (type, json) pairs
+-- ARGV[4] '1' if this append may create the stream, then (type, json) pairs
 if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+-- Only a turn's first event creates its stream. A stream that is gone while its turn is still being
+-- answered means Redis restarted (it keeps nothing): writing on would recreate a stream with a hole in it.
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local ids = {}
 local room = tonumber(ARGV[2]) - redis.call('XLEN', KEYS[1])
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local kind = ARGV[i]
   local terminal = (kind == 'done' or kind == 'error')
   if room <= 1 and not terminal then
@@ -44,6 +47,10 @@ return ids
 """
 
 
+class TurnStreamLost(Exception):
+    """The turn's stream vanished (Redis restarted): nothing more can be written for this turn."""
+
+
 class TurnEventWriter:
     """Appends events to turn streams; ``append`` returns the new event ids, or None when the turn had
     already ended (the caller should stop producing)."""
@@ -53,14 +60,18 @@ class TurnEventWriter:
         self._ttl_s = ttl_s
         self._max_events = max_events
 
-    async def append(self, turn_id: str, events: Sequence[_Event]) -> list[str] | None:
-        args: list[str | bytes | int] = [self._ttl_s, self._max_events, turn_id]
+    async def append(self, turn_id: str, events: Sequence[_Event], *, create: bool = False) -> list[str] | None:
+        """Raises ``TurnStreamLost`` if the stream should exist (``create`` is only for a turn's first event)
+        and does not."""
+        args: list[str | bytes | int] = [self._ttl_s, self._max_events, turn_id, "1" if create else "0"]
         for event in events:
             args.append(event.type)  # type: ignore[attr-defined]
             args.append(event_payload(event))
         result = await self._script(keys=[keys.turn_events(turn_id), keys.turn_ended(turn_id)], args=args)
         if result is None:
             return None
+        if result == -1:
+            raise TurnStreamLost(turn_id)
         return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
 
     async def ended(self, turn_id: str) -> bool:

@@ -98,7 +98,12 @@ SettingsFactory = Callable[..., Settings]
 @pytest.fixture
 def make_settings(redis_url: str, data_dir: Path) -> SettingsFactory:
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"redis_url": redis_url, "data_dir": data_dir, "resume_grace_s": 5.0}
+        values: dict[str, object] = {
+            "redis_url": redis_url,
+            "data_dir": data_dir,
+            "resume_grace_s": 5.0,
+            "asks_per_minute_per_client": 0,  # tests ask fast from one address; the limiter has its own tests
+        }
         values.update(overrides)
         return IsolatedSettings(**values)  # type: ignore[arg-type]
 

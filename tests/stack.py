@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,3 +105,66 @@ class ChatClient:
 async def chat(base_url: str) -> AsyncIterator[ChatClient]:
     async with websockets.connect(base_url.replace("http", "ws", 1) + "/ws/chat") as socket:
         yield ChatClient(socket)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a subprocess (``python -m worker``...) build these same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COHERE_", "QDRANT_", "REDIS_"))}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if name in {"cohere_api_key", "qdrant_api_key", "admin_token"}:
+            value = getattr(settings, name).get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(value)
+        env[name.upper()] = str(value)
+    return env
+
+
+class ProcessLogs:
+    """A subprocess's combined output, read as it comes; tests await lines instead of sleeping."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            async with self._changed:
+                self.lines.append(raw.decode(errors="replace").rstrip())
+                self._changed.notify_all()
+
+    async def wait_for(self, text: str, timeout_s: float = 60.0) -> None:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: any(text in ln for ln in self.lines)), timeout_s)
+            except TimeoutError:
+                raise AssertionError(f"no line with {text!r}:\n" + "\n".join(self.lines[-30:])) from None
+
+    async def close(self) -> None:
+        await self._reader
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[ProcessLogs]:
+    """``python -m worker`` as a real process, started and ready (its heartbeat announced the collection)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    logs = ProcessLogs(proc)
+    try:
+        await logs.wait_for("worker ready")
+        yield logs
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+        await logs.close()

@@ -15,13 +15,14 @@ from arq.connections import RedisSettings
 from shared import keys
 from shared.cohere_client import build_cohere_client
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
-from shared.jobs import RUN_TURN, job_deserializer, job_serializer
+from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
+from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
-from worker.knowledge.indexing import ensure_indexed
-from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.store import CollectionStatus, KnowledgeStore
+from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
 from worker.services import WorkerServices
 from worker.timings import TurnTimings
 from worker.turn import run_turn
@@ -51,7 +52,8 @@ async def _index_until_ready(services: WorkerServices, state: WorkerState) -> No
     backoff = 1.0
     while True:
         try:
-            report = await ensure_indexed(services.store, services.settings, services.cohere)
+            # the same job as a re-index asked for through the API, with its lock and progress report
+            report = await index_at_startup(services)
             if report is not None:
                 logger.info(
                     "indexed %s: %d documents, %d chunks in %.2fs (%d skipped)",
@@ -74,9 +76,18 @@ async def _index_until_ready(services: WorkerServices, state: WorkerState) -> No
 
 async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWorker) -> None:
     settings = services.settings
+    last_status: CollectionStatus | None = None
     while True:
         try:
-            status = await services.store.status()
+            try:
+                # Under load the store's calls wait behind searches (embedded Qdrant has one thread): the beat
+                # must still go out on time, with the last status known, or the gateway's reaper takes a busy
+                # worker for a dead one and ends all its turns with worker_lost (seen at 250 turns in flight).
+                status = last_status = await asyncio.wait_for(services.store.status(), HEARTBEAT_INTERVAL_S / 2)
+            except TimeoutError:
+                if last_status is None:
+                    raise
+                status = last_status
             beat = WorkerHeartbeat(
                 worker_id=state.worker_id,
                 provider=settings.provider,
@@ -112,8 +123,9 @@ def build_worker(
         store = await KnowledgeStore.open(settings)
         services = WorkerServices(
             settings=settings,
+            worker_id=state.worker_id,
             redis=redis,
-            events=TurnEventWriter(redis, settings.turn_events_ttl_s),
+            events=TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn),
             store=store,
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
@@ -123,6 +135,10 @@ def build_worker(
         background.append(asyncio.create_task(_beat(services, state, worker), name="heartbeat"))
         indexing = asyncio.create_task(_index_until_ready(services, state), name="first-index")
         background.append(indexing)
+        if settings.reindex_every_s > 0:
+            background.append(
+                asyncio.create_task(schedule_reindexes(services, settings.reindex_every_s), name="reindex-schedule")
+            )
         if burst:
             await indexing  # tests run the worker in burst mode and need the index before the first job
         logger.info("worker %s started (provider: %s)", state.worker_id, settings.provider)
@@ -143,7 +159,10 @@ def build_worker(
             await services.cohere.close()
 
     worker = TutorWorker(
-        functions=[func(run_turn, name=RUN_TURN, max_tries=1, timeout=settings.turn_timeout_s + 10)],
+        functions=[
+            func(run_turn, name=RUN_TURN, max_tries=1, timeout=settings.turn_timeout_s + 10),
+            func(run_reindex, name=REINDEX, max_tries=1, timeout=JOB_TIMEOUT_S),
+        ],
         redis_url=settings.effective_redis_url,
         redis_settings=RedisSettings.from_dsn(settings.effective_redis_url),
         queue_name=keys.QUEUE_NAME,
@@ -158,6 +177,9 @@ def build_worker(
         handle_signals=handle_signals and not burst,
         idle_poll_s=idle_poll_s,
         health_check_interval=10,
+        # On SIGTERM: stop taking turns, let those in flight finish for a while, then cancel them (they
+        # end with a clear error; see worker/turn.py).
+        job_completion_wait=int(settings.shutdown_grace_s),
     )
     worker.state = state
     return worker

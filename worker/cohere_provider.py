@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import cohere
 import httpx
@@ -21,6 +21,7 @@ from cohere.core.api_error import ApiError
 
 from shared.protocol import ErrorCode
 from shared.settings import Settings
+from worker.cohere_stream import stream_chat_events
 from worker.knowledge.store import Passage
 
 logger = logging.getLogger(__name__)
@@ -67,12 +68,15 @@ class ProviderFailure(Exception):
 
 
 def _retry_after(exc: ApiError) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("retry-after") or headers.get("Retry-After")
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
     try:
-        return float(value) if value is not None else None
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
     except ValueError:
-        return None
+        pass
+    return None
 
 
 def classify(exc: BaseException) -> tuple[bool, ProviderFailure]:
@@ -180,34 +184,29 @@ class CohereProvider:
     async def stream_answer(
         self, system: str, history: Sequence[ChatTurn], question: str, documents: Sequence[ChatDocument]
     ) -> AsyncIterator[TextPiece | CitationPiece]:
-        messages: list[cohere.ChatMessageV2] = [cohere.SystemChatMessageV2(content=system)]
-        for turn in history:
-            if turn.role == "user":
-                messages.append(cohere.UserChatMessageV2(content=turn.text))
-            else:
-                messages.append(cohere.AssistantChatMessageV2(content=turn.text))
-        messages.append(cohere.UserChatMessageV2(content=question))
-        docs = [cohere.Document(id=d.id, data={"title": d.title, "snippet": d.text, "url": d.url}) for d in documents]
+        messages: list[dict[str, str]] = [{"role": "system", "content": system}]
+        messages += [{"role": turn.role, "content": turn.text} for turn in history]
+        messages.append({"role": "user", "content": question})
+        docs = [{"id": d.id, "data": {"title": d.title, "snippet": d.text, "url": d.url}} for d in documents]
+        body = {"model": self._settings.cohere_chat_model, "messages": messages, "documents": docs}
         known_ids = {d.id for d in documents}
         for attempt in range(self._attempts):
             produced = False
             finished = False
             try:
-                stream = self._client.chat_stream(
-                    model=self._settings.cohere_chat_model, messages=messages, documents=docs
-                )
-                async for event in stream:
-                    if event.type == "content-delta":
-                        message = event.delta.message if event.delta else None
-                        text = message.content.text if message and message.content else None
+                # Decoded by us, not by the SDK's chat_stream: see worker/cohere_stream.py (CPU per token).
+                async for event in stream_chat_events(self._client, body):
+                    kind = event.get("type")
+                    if kind == "content-delta":
+                        text = _content_text(event)
                         if text:
                             produced = True
                             yield TextPiece(text)
-                    elif event.type == "citation-start":
+                    elif kind == "citation-start":
                         piece = _citation_piece(event, known_ids)
                         if piece is not None:
                             yield piece
-                    elif event.type == "message-end":
+                    elif kind == "message-end":
                         finished = True
                 if not finished:
                     raise httpx.RemoteProtocolError("the answer stream ended before message-end")
@@ -223,11 +222,26 @@ class CohereProvider:
                 await self._backoff(attempt, failure)
 
 
-def _citation_piece(event: object, known_ids: set[str]) -> CitationPiece | None:
-    delta = getattr(event, "delta", None)
-    message = getattr(delta, "message", None)
-    citation = getattr(message, "citations", None)
-    if citation is None or citation.start is None or citation.end is None:
+def _field(value: Any, *path: str) -> Any:
+    for name in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
+def _content_text(event: dict[str, Any]) -> str | None:
+    text = _field(event, "delta", "message", "content", "text")
+    return text if isinstance(text, str) else None
+
+
+def _citation_piece(event: dict[str, Any], known_ids: set[str]) -> CitationPiece | None:
+    citation = _field(event, "delta", "message", "citations")
+    if not isinstance(citation, dict):
         return None
-    source_ids = [s.id for s in citation.sources or [] if getattr(s, "id", None) in known_ids]
-    return CitationPiece(citation.start, citation.end, citation.text or "", source_ids)
+    start, end = citation.get("start"), citation.get("end")
+    if not isinstance(start, int) or not isinstance(end, int):
+        return None
+    sources = citation.get("sources") or []
+    source_ids = [s["id"] for s in sources if isinstance(s, dict) and s.get("id") in known_ids]
+    return CitationPiece(start, end, str(citation.get("text") or ""), source_ids)

@@ -17,6 +17,7 @@ from worker.timings import TurnTimings
 @dataclass(frozen=True)
 class WorkerServices:
     settings: Settings
+    worker_id: str
     redis: Redis
     events: TurnEventWriter
     store: KnowledgeStore

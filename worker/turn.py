@@ -8,6 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from shared import keys
 from shared.jobs import TurnJob
 from shared.protocol import (
     CitationEvent,
@@ -17,6 +20,7 @@ from shared.protocol import (
     Source,
     SourcesEvent,
 )
+from shared.turn_events import TurnStreamLost
 from worker.cohere_provider import ChatDocument, ChatTurn, CitationPiece, ProviderFailure, TextPiece
 from worker.event_sink import TurnEnded, TurnEventSink
 from worker.knowledge.store import Passage
@@ -136,6 +140,8 @@ async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSin
 async def _end_with(sink: TurnEventSink, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
     try:
         await sink.fail(ErrorEvent(turn_id=sink.turn_id, code=code, message=message, retry_after=retry_after))
+    except TurnStreamLost:
+        pass  # Redis lost the turn; the gateway ends it for the client
     except Exception:
         logger.exception("could not record the end of turn %s", sink.turn_id)
 
@@ -148,16 +154,26 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     started = time.time()
     services.metrics.observe_hop(started - job.enqueued_at)
     sink = TurnEventSink(services.events, job.turn_id)
+    await _register(services, job.turn_id)
     try:
         async with asyncio.timeout(services.settings.turn_timeout_s):
             await answer_turn(services, job, sink)
     except TurnEnded:
         logger.info("turn %s ended elsewhere; stopped generating", job.turn_id)
     except asyncio.CancelledError:
-        await asyncio.shield(_end_with(sink, ErrorCode.CANCELLED, "the turn was cancelled"))
+        # Cancelled by a client (the gateway already wrote ``cancelled``, so this is refused) or by a
+        # shutdown that outlasted SHUTDOWN_GRACE_S: then the client learns why.
+        await asyncio.shield(
+            _end_with(sink, ErrorCode.UNAVAILABLE, "the service restarted while answering; please ask again")
+        )
         raise
     except TimeoutError:
         await _end_with(sink, ErrorCode.TIMEOUT, "the answer took too long")
+    except TurnStreamLost:
+        logger.warning("turn %s: its event stream is gone (Redis restarted); stopped generating", job.turn_id)
+    except (RedisError, OSError) as exc:
+        logger.warning("turn %s: lost Redis (%s)", job.turn_id, type(exc).__name__)
+        await _end_with(sink, ErrorCode.UNAVAILABLE, "the service restarted while answering; please ask again")
     except ProviderFailure as failure:
         logger.warning("turn %s: provider failure: %s", job.turn_id, failure.message)
         await _end_with(sink, failure.code, failure.message, failure.retry_after)
@@ -166,3 +182,19 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         await _end_with(sink, ErrorCode.INTERNAL, "something went wrong while answering; please try again")
     finally:
         services.metrics.observe_turn(time.time() - started)
+        await asyncio.shield(_unregister(services, job.turn_id))
+
+
+async def _register(services: WorkerServices, turn_id: str) -> None:
+    """List the turn under this worker, so that if the worker dies the gateway's reaper can end it."""
+    async with services.redis.pipeline(transaction=True) as pipe:
+        pipe.sadd(keys.worker_turns(services.worker_id), turn_id)
+        pipe.sadd(keys.WORKERS_WITH_TURNS, services.worker_id)
+        await pipe.execute()
+
+
+async def _unregister(services: WorkerServices, turn_id: str) -> None:
+    try:
+        await services.redis.srem(keys.worker_turns(services.worker_id), turn_id)  # type: ignore[misc]
+    except Exception as exc:  # Redis down: the set goes with it, or the reaper cleans up after us
+        logger.debug("could not unregister turn %s: %s", turn_id, type(exc).__name__)

@@ -26,6 +26,7 @@ import hashlib
 import os
 import posixpath
 import re
+import textwrap
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ def chunk_book(
             book.skipped.append(SkippedFile(doc, "partial (a name starting with '_' is not a page)"))
             continue
         try:
-            text = _read_text(path)
+            text = read_markdown_file(path)
             chunks = chunk_document(
                 text, doc, base_url, max_words=max_words, overlap_words=overlap_words, parser=parser
             )
@@ -145,7 +146,8 @@ def _markdown_files(source: Path) -> Iterator[tuple[Path, str]]:
             yield path, path.relative_to(source).as_posix()
 
 
-def _read_text(path: Path) -> str:
+def read_markdown_file(path: Path) -> str:
+    """A Markdown file's text; ``DocumentError`` (the reason to report) when it cannot be used."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -176,9 +178,13 @@ def chunk_document(
     max_words: int = DEFAULT_MAX_WORDS,
     overlap_words: int = DEFAULT_OVERLAP_WORDS,
     parser: MarkdownIt | None = None,
+    page_url: str | None = None,
+    title: str | None = None,
 ) -> list[Chunk]:
     """Chunk one document's source; ``doc`` is its POSIX path relative to the book's root.
 
+    ``page_url`` (a page fetched from the published site) replaces the URL derived from ``doc``, front
+    matter and ``base_url``; ``title`` is used when the front matter has none.
     Raises ``DocumentError`` when the document must be skipped (bad front matter, a draft).
     """
     _check_bounds(max_words, overlap_words)
@@ -186,11 +192,12 @@ def chunk_document(
     front, body = split_front_matter(text)
     if front.get("draft") is True:
         raise DocumentError("draft (front matter draft: true)")
-    page_url = base_url.rstrip("/") + doc_route(doc, front)
+    if page_url is None:
+        page_url = base_url.rstrip("/") + doc_route(doc, front)
     md = parser or _default_parser()
     tree = SyntaxTreeNode(md.parse(body))
 
-    title = _front_matter_str(front, "title") or _first_h1(tree) or _base_id(doc, front)
+    title = _front_matter_str(front, "title") or title or _first_h1(tree) or _base_id(doc, front)
     sections = _Sectioner(title).run(tree)
 
     chunks: list[Chunk] = []
@@ -352,6 +359,9 @@ def _line(state: StateBlock, line: int) -> str:
 
 def _admonition_rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     """``:::kind[ title]`` … ``:::`` (a closing line needs at least as many colons as the opening one)."""
+    first = state.bMarks[start] + state.tShift[start]
+    if first >= len(state.src) or state.src[first] != ":":  # runs at every line: reject cheaply
+        return False
     if state.is_code_block(start):
         return False
     opening = _ADMONITION_OPEN.match(_line(state, start))
@@ -578,7 +588,8 @@ def _html_block(source: str, depth: int) -> list[_Block]:
         return []
     if depth >= 2:
         return [_Block([line.strip() for line in text.splitlines() if line.strip()])]
-    tree = SyntaxTreeNode(_default_parser().parse(text))
+    # JSX children are indented for readability, not to make code: MDX has no indented code blocks.
+    tree = SyntaxTreeNode(_default_parser().parse(textwrap.dedent(text)))
     return [block for child in tree.children for block in _render(child, depth=depth + 1)]
 
 

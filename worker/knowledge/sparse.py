@@ -76,7 +76,9 @@ class SparseEncoder:
 
     def encode_document(self, text: str) -> models.SparseVector:
         terms = self.terms(text)
-        counts = Counter(term_index(term) for term in terms)
+        counts: Counter[int] = Counter()
+        for term, count in Counter(terms).items():  # hash each distinct stem once, not each occurrence
+            counts[term_index(term)] += count
         norm = self.k1 * (1 - self.b + self.b * len(terms) / self.avg_doc_len)
         indices = sorted(counts)
         values = [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in indices]

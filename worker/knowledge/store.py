@@ -11,8 +11,14 @@ Two ways to reach Qdrant, chosen by ``QDRANT_URL``:
   scheme's default.
 
 The collection holds a sparse vector ``bm25`` (IDF applied by Qdrant) and, when the book was embedded, a
-dense vector ``dense`` (cosine). Point ids are derived from the document and chunk position, so re-indexing
-the same book overwrites rather than duplicates.
+dense vector ``dense`` (unit length, compared by dot product: the cosine similarity). Point ids are derived
+from the document and chunk position, so re-indexing the same book overwrites rather than duplicates.
+
+Versions: ``QDRANT_COLLECTION`` is an *alias*. Each re-index fills a new collection named
+``{alias}__v{timestamp}{random}``, and ``switch_alias`` points the alias at it in one alias operation
+(delete + create in a single request), so every query is answered by one complete version or the other.
+A deployment from before versioning has a real collection under the alias's name; the first switch
+replaces it by the alias (in embedded mode in one call on the store's thread, so still atomic for queries).
 """
 
 from __future__ import annotations
@@ -21,18 +27,22 @@ import asyncio
 import contextvars
 import functools
 import logging
+import secrets
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from shared.settings import Settings
+from worker.knowledge import local_tuning
 from worker.knowledge.markdown_chunks import Chunk
 from worker.knowledge.sparse import SparseEncoder
 
@@ -41,6 +51,12 @@ log = logging.getLogger(__name__)
 SPARSE_VECTOR = "bm25"
 DENSE_VECTOR = "dense"
 UPSERT_BATCH = 64
+SCROLL_BATCH = 256
+# Dense vectors are stored at unit length, so the dot product is the cosine similarity. Qdrant's COSINE
+# would give the same ranking, but embedded mode re-normalises the whole matrix on every query (~10 ms at
+# 2,000 x 1,024); DOT is one matrix-vector product.
+DENSE_DISTANCE = models.Distance.DOT
+VERSION_MARK = "__v"
 REMOTE_TIMEOUT_S = 10
 _POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "physical-ai-tutor/book-chunk")
 
@@ -72,6 +88,8 @@ class CollectionStatus:
     error: str | None = None  # Qdrant could not be asked; the other fields are then defaults
     has_sparse: bool = False
     dense_size: int | None = None
+    serving: str | None = None  # the versioned collection the alias points at (None: a plain collection)
+    dense_distance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,14 @@ def remote_client(url: str, api_key: str | None) -> AsyncQdrantClient:
     )
 
 
+def unit_vector(values: Sequence[float]) -> list[float]:
+    """``values`` scaled to length 1 (the zero vector stays zero)."""
+    array = np.asarray(values, dtype=np.float64)
+    norm = float(np.linalg.norm(array))
+    scaled: list[float] = (array / norm if norm > 0 else array).tolist()
+    return scaled
+
+
 def point_id(doc: str, position: int) -> str:
     return str(uuid.uuid5(_POINT_NAMESPACE, f"{doc}#{position}"))
 
@@ -140,6 +166,11 @@ class _Backend(Protocol):
     ) -> None: ...
     async def upsert(self, name: str, points: list[models.PointStruct]) -> None: ...
     async def query(self, name: str, **kwargs: Any) -> list[models.ScoredPoint]: ...
+    async def scroll(self, name: str, **kwargs: Any) -> tuple[list[models.Record], models.ExtendedPointId | None]: ...
+    async def collection_names(self) -> list[str]: ...
+    async def aliases(self) -> dict[str, str]: ...
+    async def point_alias(self, alias: str, collection: str, *, replace_collection: bool) -> None: ...
+    async def checkpoint(self, name: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -156,6 +187,7 @@ class _LocalBackend:
         except BaseException:
             executor.shutdown(wait=False)
             raise
+        local_tuning.install_fast_sparse_scoring()
         return cls(client, executor)
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -179,13 +211,42 @@ class _LocalBackend:
         vectors: dict[str, models.VectorParams],
         sparse: dict[str, models.SparseVectorParams],
     ) -> None:
-        await self._call(self._client.create_collection, name, vectors_config=vectors, sparse_vectors_config=sparse)
+        await self._call(self._create, name, vectors, sparse)
+
+    def _create(
+        self, name: str, vectors: dict[str, models.VectorParams], sparse: dict[str, models.SparseVectorParams]
+    ) -> None:
+        self._client.create_collection(name, vectors_config=vectors, sparse_vectors_config=sparse)
+        local_tuning.tune_connection(self._client, name)
 
     async def upsert(self, name: str, points: list[models.PointStruct]) -> None:
         await self._call(self._client.upsert, name, points=points)
 
     async def query(self, name: str, **kwargs: Any) -> list[models.ScoredPoint]:
         return (await self._call(self._client.query_points, name, **kwargs)).points
+
+    async def scroll(self, name: str, **kwargs: Any) -> tuple[list[models.Record], models.ExtendedPointId | None]:
+        return await self._call(self._client.scroll, name, **kwargs)
+
+    async def collection_names(self) -> list[str]:
+        response = await self._call(self._client.get_collections)
+        return [c.name for c in response.collections]
+
+    async def aliases(self) -> dict[str, str]:
+        response = await self._call(self._client.get_aliases)
+        return {a.alias_name: a.collection_name for a in response.aliases}
+
+    async def point_alias(self, alias: str, collection: str, *, replace_collection: bool) -> None:
+        await self._call(self._point_alias, alias, collection, replace_collection)
+
+    def _point_alias(self, alias: str, collection: str, replace_collection: bool) -> None:
+        # One call on the store's only thread: no query can run between the steps.
+        if replace_collection:
+            self._client.delete_collection(alias)
+        self._client.update_collection_aliases(change_aliases_operations=_alias_operations(alias, collection))
+
+    async def checkpoint(self, name: str) -> None:
+        await self._call(local_tuning.checkpoint, self._client, name)
 
     async def close(self) -> None:
         try:
@@ -196,7 +257,18 @@ class _LocalBackend:
 
 def _open_local(path: Path) -> QdrantClient:
     path.mkdir(parents=True, exist_ok=True)
-    return QdrantClient(path=str(path))
+    client = QdrantClient(path=str(path))
+    local_tuning.tune_all(client)
+    return client
+
+
+def _alias_operations(alias: str, collection: str) -> list[models.AliasOperations]:
+    """Delete-then-create in one request: Qdrant applies the list atomically. Deleting an alias that does
+    not exist is not an error in local mode; the remote caller only includes it when the alias exists."""
+    return [
+        models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)),
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)),
+    ]
 
 
 async def _in_thread(executor: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -236,6 +308,31 @@ class _RemoteBackend:
 
     async def query(self, name: str, **kwargs: Any) -> list[models.ScoredPoint]:
         return (await self._client.query_points(name, **kwargs)).points
+
+    async def scroll(self, name: str, **kwargs: Any) -> tuple[list[models.Record], models.ExtendedPointId | None]:
+        return await self._client.scroll(name, **kwargs)
+
+    async def collection_names(self) -> list[str]:
+        return [c.name for c in (await self._client.get_collections()).collections]
+
+    async def aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in (await self._client.get_aliases()).aliases}
+
+    async def point_alias(self, alias: str, collection: str, *, replace_collection: bool) -> None:
+        if replace_collection:
+            # A server cannot swap a collection for an alias in one request: between these two calls
+            # (milliseconds, once, when upgrading from an unversioned deployment) the name is missing.
+            await self._client.delete_collection(alias)
+            operations = _alias_operations(alias, collection)[1:]
+        else:
+            existing = await self.aliases()
+            operations = _alias_operations(alias, collection)
+            if alias not in existing:
+                operations = operations[1:]
+        await self._client.update_collection_aliases(change_aliases_operations=operations)
+
+    async def checkpoint(self, name: str) -> None:
+        return None  # the server persists by itself
 
     async def close(self) -> None:
         await self._client.close()
@@ -309,14 +406,18 @@ class KnowledgeStore:
 
     # --- inspection -----------------------------------------------------------------------------
 
-    async def status(self) -> CollectionStatus:
-        """What the collection looks like; never raises for an unreachable Qdrant, it says so in ``error``."""
-        name = self.collection
+    async def status(self, name: str | None = None) -> CollectionStatus:
+        """What the collection (the alias, or ``name``) looks like; never raises for an unreachable Qdrant,
+        it says so in ``error``."""
+        name = name or self.collection
+        serving: str | None = None
         try:
             if not await self._backend.collection_exists(name):
                 return CollectionStatus(exists=False, points=0, has_dense=False, location=self.location)
             info = await self._backend.get_collection(name)
             points = await self._backend.count(name)
+            if name == self.collection:
+                serving = (await self._backend.aliases()).get(name)
         except Exception as exc:
             return CollectionStatus(
                 exists=False, points=0, has_dense=False, location=self.location, error=self._describe(exc)
@@ -324,7 +425,8 @@ class KnowledgeStore:
         vectors = info.config.params.vectors
         dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
         sparse = info.config.params.sparse_vectors or {}
-        self._has_dense = dense is not None
+        if name == self.collection:
+            self._has_dense = dense is not None
         return CollectionStatus(
             exists=True,
             points=points,
@@ -332,6 +434,8 @@ class KnowledgeStore:
             location=self.location,
             has_sparse=SPARSE_VECTOR in sparse,
             dense_size=dense.size if dense is not None else None,
+            serving=serving,
+            dense_distance=str(dense.distance.value) if dense is not None else None,
         )
 
     def _describe(self, exc: BaseException) -> str:
@@ -353,22 +457,122 @@ class KnowledgeStore:
             message = message.replace(secret, "***")
         return message
 
-    # --- writing --------------------------------------------------------------------------------
-
-    async def recreate(self, dense: bool) -> None:
-        """Drop the collection if it exists and create it empty with the sparse (and dense) schema."""
-        name = self.collection
-        vectors = (
-            {DENSE_VECTOR: models.VectorParams(size=self.dense_size, distance=models.Distance.COSINE)} if dense else {}
-        )
-        sparse = {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+    async def _guard(self, what: str, call: Awaitable[T]) -> T:
         try:
-            if await self._backend.collection_exists(name):
-                await self._backend.delete_collection(name)
-            await self._backend.create_collection(name, vectors, sparse)
+            return await call
         except Exception as exc:
-            raise KnowledgeStoreError(f"cannot create collection {name!r}: {self._describe(exc)}") from exc
+            raise KnowledgeStoreError(f"{what}: {self._describe(exc)}") from exc
+
+    # --- versions -------------------------------------------------------------------------------
+
+    def new_version_name(self) -> str:
+        """A collection name for the next version: sorts by creation time, never reused."""
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        return f"{self.collection}{VERSION_MARK}{stamp}{secrets.token_hex(3)}"
+
+    def is_version(self, name: str) -> bool:
+        return name.startswith(f"{self.collection}{VERSION_MARK}")
+
+    async def serving_collection(self) -> str | None:
+        """The collection queries are answered from now: the alias's target, a plain collection under the
+        alias's name (from before versioning), or None when there is none."""
+
+        async def resolve() -> str | None:
+            target = (await self._backend.aliases()).get(self.collection)
+            if target is not None:
+                return target
+            names = await self._backend.collection_names()
+            return self.collection if self.collection in names else None
+
+        return await self._guard("cannot look up the serving collection", resolve())
+
+    async def versions(self) -> list[str]:
+        """Every versioned collection of this alias, oldest first."""
+        names = await self._guard("cannot list collections", self._backend.collection_names())
+        return sorted(name for name in names if self.is_version(name))
+
+    async def create_version(self, name: str, *, dense: bool) -> None:
+        """Create an empty collection ``name`` with the sparse (and dense) schema."""
+        if not self.is_version(name):
+            raise ValueError(f"{name!r} is not a version of {self.collection!r}")
+        vectors = {DENSE_VECTOR: models.VectorParams(size=self.dense_size, distance=DENSE_DISTANCE)} if dense else {}
+        sparse = {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+        await self._guard(f"cannot create collection {name!r}", self._backend.create_collection(name, vectors, sparse))
+
+    async def drop_version(self, name: str) -> None:
+        """Delete a versioned collection (never the one the alias points at)."""
+        if not self.is_version(name):
+            raise ValueError(f"{name!r} is not a version of {self.collection!r}")
+        if await self.serving_collection() == name:
+            raise KnowledgeStoreError(f"refusing to drop {name!r}: queries are answered from it")
+        await self._guard(f"cannot drop collection {name!r}", self._backend.delete_collection(name))
+
+    async def switch_alias(self, name: str, *, dense: bool) -> str | None:
+        """Point the alias at ``name`` in one step; returns the collection it pointed at before."""
+        if not self.is_version(name):
+            raise ValueError(f"{name!r} is not a version of {self.collection!r}")
+        previous = await self.serving_collection()
+        replace = previous == self.collection  # a plain collection from before versioning
+        await self._backend.checkpoint(name)
+        await self._guard(
+            f"cannot point alias {self.collection!r} at {name!r}",
+            self._backend.point_alias(self.collection, name, replace_collection=replace),
+        )
         self._has_dense = dense
+        return None if replace else previous
+
+    async def count(self, name: str | None = None) -> int:
+        target = name or self.collection
+        return await self._guard(f"cannot count {target!r}", self._backend.count(target))
+
+    async def documents(self, name: str) -> dict[str, str]:
+        """Each document in collection ``name`` with the ``source_hash`` its points were built from."""
+        found: dict[str, str] = {}
+        async for records in self._scroll(name, payload=["doc", "source_hash"], vectors=False):
+            for record in records:
+                payload = record.payload or {}
+                doc = payload.get("doc")
+                if isinstance(doc, str):
+                    found.setdefault(doc, str(payload.get("source_hash", "")))
+        return found
+
+    async def copy_documents(self, source: str, target: str, docs: set[str]) -> int:
+        """Copy the points of ``docs`` (vectors and payload as they are) from ``source`` to ``target``."""
+        copied = 0
+        if not docs:
+            return 0
+        doc_filter = models.Filter(must=[models.FieldCondition(key="doc", match=models.MatchAny(any=sorted(docs)))])
+        async for records in self._scroll(source, payload=True, vectors=True, where=doc_filter):
+            points = [
+                models.PointStruct(id=r.id, vector=r.vector if isinstance(r.vector, dict) else {}, payload=r.payload)
+                for r in records
+            ]
+            await self._guard(f"cannot write to {target!r}", self._backend.upsert(target, points))
+            copied += len(points)
+        return copied
+
+    async def _scroll(
+        self, name: str, *, payload: bool | list[str], vectors: bool, where: models.Filter | None = None
+    ) -> AsyncIterator[list[models.Record]]:
+        offset: models.ExtendedPointId | None = None
+        while True:
+            records, offset = await self._guard(
+                f"cannot read {name!r}",
+                self._backend.scroll(
+                    name,
+                    scroll_filter=where,
+                    limit=SCROLL_BATCH,
+                    offset=offset,
+                    with_payload=payload,
+                    with_vectors=vectors,
+                ),
+            )
+            if records:
+                yield records
+            if offset is None:
+                return
+
+    # --- writing --------------------------------------------------------------------------------
 
     async def upsert(
         self,
@@ -377,6 +581,8 @@ class KnowledgeStore:
         *,
         sparse_vectors: Sequence[models.SparseVector] | None = None,
         batch_size: int = UPSERT_BATCH,
+        collection: str | None = None,
+        source_hashes: dict[str, str] | None = None,
     ) -> None:
         """Write chunks (with their dense vectors when the collection has them) in batches."""
         if dense_vectors is not None and len(dense_vectors) != len(chunks):
@@ -385,6 +591,8 @@ class KnowledgeStore:
             raise ValueError(f"{len(sparse_vectors)} sparse vectors for {len(chunks)} chunks")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        target = collection or self.collection
+        hashes = source_hashes or {}
         for start in range(0, len(chunks), batch_size):
             batch = chunks[start : start + batch_size]
             if sparse_vectors is not None:
@@ -392,11 +600,9 @@ class KnowledgeStore:
             else:
                 sparse = await asyncio.to_thread(self.encode_documents, batch)
             dense = dense_vectors[start : start + batch_size] if dense_vectors is not None else None
-            points = [
-                _point(chunk, sparse[i], dense[i] if dense is not None else None) for i, chunk in enumerate(batch)
-            ]
+            points = await asyncio.to_thread(_points, batch, sparse, dense, hashes)
             try:
-                await self._backend.upsert(self.collection, points)
+                await self._backend.upsert(target, points)
             except Exception as exc:
                 raise KnowledgeStoreError(f"cannot write passages: {self._describe(exc)}") from exc
 
@@ -406,30 +612,40 @@ class KnowledgeStore:
 
     # --- reading --------------------------------------------------------------------------------
 
-    async def search(self, question: str, query_vector: Sequence[float] | None, limit: int) -> list[Passage]:
-        """Best passages for ``question``: BM25 alone, or BM25 and dense fused by reciprocal rank."""
+    async def search(
+        self,
+        question: str,
+        query_vector: Sequence[float] | None,
+        limit: int,
+        *,
+        collection: str | None = None,
+    ) -> list[Passage]:
+        """Best passages for ``question``: BM25 alone, or BM25 and dense fused by reciprocal rank.
+
+        ``collection`` searches one version directly (the re-index's probe); by default the alias."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         sparse = self.encoder.encode_query(question)
-        if query_vector is not None and self._has_dense is False:
+        if query_vector is not None and collection is None and self._has_dense is False:
             if not self._warned_no_dense:
                 self._warned_no_dense = True
                 log.warning("collection %s has no dense vectors: searching by keywords only", self.collection)
             query_vector = None
+        target = collection or self.collection
         try:
             if query_vector is None:
                 if not sparse.indices:
                     return []  # nothing but stop words and punctuation: no keyword can match
                 points = await self._backend.query(
-                    self.collection, query=sparse, using=SPARSE_VECTOR, limit=limit, with_payload=True
+                    target, query=sparse, using=SPARSE_VECTOR, limit=limit, with_payload=True
                 )
             else:
                 depth = max(limit * 4, 20)
-                prefetch = [models.Prefetch(query=[float(x) for x in query_vector], using=DENSE_VECTOR, limit=depth)]
+                prefetch = [models.Prefetch(query=unit_vector(query_vector), using=DENSE_VECTOR, limit=depth)]
                 if sparse.indices:
                     prefetch.append(models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=depth))
                 points = await self._backend.query(
-                    self.collection,
+                    target,
                     prefetch=prefetch,
                     query=models.FusionQuery(fusion=models.Fusion.RRF),
                     limit=limit,
@@ -440,12 +656,26 @@ class KnowledgeStore:
         return [_passage(point) for point in points]
 
 
-def _point(chunk: Chunk, sparse: models.SparseVector, dense: Sequence[float] | None) -> models.PointStruct:
+def _points(
+    chunks: Sequence[Chunk],
+    sparse: Sequence[models.SparseVector],
+    dense: Sequence[Sequence[float]] | None,
+    source_hashes: dict[str, str],
+) -> list[models.PointStruct]:
+    return [
+        _point(chunk, sparse[i], dense[i] if dense is not None else None, source_hashes.get(chunk.doc))
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def _point(
+    chunk: Chunk, sparse: models.SparseVector, dense: Sequence[float] | None, source_hash: str | None = None
+) -> models.PointStruct:
     vector: dict[str, models.Vector] = {}
     if sparse.indices:
         vector[SPARSE_VECTOR] = sparse
     if dense is not None:
-        vector[DENSE_VECTOR] = [float(x) for x in dense]
+        vector[DENSE_VECTOR] = unit_vector(dense)
     return models.PointStruct(
         id=point_id(chunk.doc, chunk.position),
         vector=vector,
@@ -457,6 +687,7 @@ def _point(chunk: Chunk, sparse: models.SparseVector, dense: Sequence[float] | N
             "position": chunk.position,
             "text": chunk.text,
             "content_hash": chunk.content_hash,
+            "source_hash": source_hash or "",
         },
     )
 

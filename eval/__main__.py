@@ -1,0 +1,240 @@
+"""``python -m eval``: retrieval quality on the two public books, offline and hybrid.
+
+For each book the knowledge base is built the way the worker builds it (``IndexBuild``, from the folder
+or, with ``--source sitemap``, from the book rendered as a Docusaurus site served on 127.0.0.1), in a
+temporary embedded Qdrant, then every question of ``eval/questions.yaml`` is asked:
+
+* ``sparse``: BM25 only, what the service does offline (``store.search(question, None, k)``);
+* ``hybrid``: dense + BM25 fused by RRF, with the fake Cohere server's embeddings (run in-process);
+* ``hybrid+rerank``: the same candidates (``RETRIEVAL_CANDIDATES``) reranked by the fake's rerank, which
+  is the service's Cohere path end to end.
+
+A question is answered at rank r when the r-th passage comes from one of its documents. recall@5 is the
+share of questions answered within the first 5 passages (what the model is given, RETRIEVAL_TOP_K=5);
+MRR is the mean of 1/r over the first 10 passages (0 when none of them answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from eval.docusaurus_site import render_site, site_app
+from fake_cohere.knobs import Knobs
+from fake_cohere.testing import running_fake_cohere, serve_asgi
+from shared.cohere_client import build_cohere_client
+from shared.settings import Settings
+from worker.cohere_provider import CohereProvider
+from worker.knowledge.indexing import index_book
+from worker.knowledge.store import KnowledgeStore, Passage
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
+DEFAULT_QUESTIONS = HERE / "questions.yaml"
+MODES = ("sparse", "hybrid", "hybrid+rerank")
+DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Question:
+    book: str
+    text: str
+    docs: tuple[str, ...]
+
+
+@dataclass
+class Scores:
+    ranks: list[int | None] = field(default_factory=list)  # rank of the first answering passage
+
+    def add(self, rank: int | None) -> None:
+        self.ranks.append(rank)
+
+    def recall(self, k: int) -> float:
+        return sum(1 for r in self.ranks if r is not None and r <= k) / len(self.ranks) if self.ranks else 0.0
+
+    @property
+    def mrr(self) -> float:
+        return sum(1 / r for r in self.ranks if r is not None) / len(self.ranks) if self.ranks else 0.0
+
+
+def load_questions(path: Path) -> list[Question]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    questions: list[Question] = []
+    for book, items in data.items():
+        for item in items:
+            questions.append(Question(book, str(item["question"]), tuple(item["docs"])))
+    return questions
+
+
+def first_answer(passages: Sequence[Passage], docs: set[str]) -> int | None:
+    for rank, passage in enumerate(passages, start=1):
+        if passage.doc in docs:
+            return rank
+    return None
+
+
+def _settings(data_dir: Path, **values: Any) -> Settings:
+    class _Isolated(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+            return (init_settings,)
+
+    return _Isolated(data_dir=data_dir, **values)
+
+
+@contextlib.asynccontextmanager
+async def book_source(folder: Path, kind: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The source to index and a map from file path to the doc name the index will use."""
+    if kind == "folder":
+        yield str(folder), {}
+        return
+    site = render_site(folder, "/docs")
+    names = {page.doc: route.removeprefix("/docs/").strip("/") or "index" for route, page in site.pages.items()}
+    async with serve_asgi(site_app(site)) as url:
+        yield f"{url}/sitemap.xml", names
+
+
+async def evaluate_book(
+    book: str, folder: Path, questions: list[Question], source_kind: str, console: Console
+) -> tuple[dict[str, Scores], dict[str, dict[str, Scores]], dict[str, Any]]:
+    overall = {mode: Scores() for mode in MODES}
+    by_doc: dict[str, dict[str, Scores]] = defaultdict(lambda: {mode: Scores() for mode in MODES})
+    info: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix=f"eval-{book}-") as tmp:
+        async with (
+            running_fake_cohere(Knobs(embed_dimension=1024)) as fake,
+            book_source(folder, source_kind) as (
+                source,
+                names,
+            ),
+        ):
+            sparse_settings = _settings(Path(tmp) / "sparse", qdrant_collection="eval")
+            hybrid_settings = _settings(
+                Path(tmp) / "hybrid",
+                qdrant_collection="eval",
+                cohere_api_key="eval-key-0123456789",
+                cohere_base_url=fake.base_url,
+            )
+            parts = build_cohere_client(hybrid_settings)
+            assert parts is not None
+            cohere = CohereProvider(*parts, hybrid_settings)
+            sparse_store = await KnowledgeStore.open(sparse_settings)
+            hybrid_store = await KnowledgeStore.open(hybrid_settings)
+            try:
+                started = time.perf_counter()
+                sparse_report = await index_book(sparse_store, source, "/docs", None)
+                info["sparse_index_s"] = round(time.perf_counter() - started, 2)
+                started = time.perf_counter()
+                hybrid_report = await index_book(
+                    hybrid_store, source, "/docs", cohere, embed_model=hybrid_settings.cohere_embed_model
+                )
+                info["hybrid_index_s"] = round(time.perf_counter() - started, 2)
+                info.update(documents=sparse_report.documents, chunks=sparse_report.chunks, source=source_kind)
+                if hybrid_report.chunks != sparse_report.chunks:
+                    raise RuntimeError("the sparse and hybrid indexes differ")
+                candidates = hybrid_settings.retrieval_candidates
+                for question in questions:
+                    expected = {names.get(doc, doc) for doc in question.docs}
+                    sparse = await sparse_store.search(question.text, None, DEPTH)
+                    vector = await cohere.embed_query(question.text)
+                    pool = await hybrid_store.search(question.text, vector, max(candidates, DEPTH))
+                    reranked = await cohere.rerank(question.text, pool, DEPTH)
+                    for mode, passages in zip(MODES, (sparse, pool[:DEPTH], reranked), strict=True):
+                        rank = first_answer(passages, expected)
+                        overall[mode].add(rank)
+                        by_doc[question.docs[0]][mode].add(rank)
+                        if rank is None or rank > 5:
+                            console.log(f"[dim]{book} {mode}: missed {question.text!r} (rank {rank})[/dim]")
+            finally:
+                await sparse_store.close()
+                await hybrid_store.close()
+                await cohere.close()
+    return overall, by_doc, info
+
+
+def _row(scores: dict[str, Scores]) -> list[str]:
+    cells = [str(len(scores["sparse"].ranks))]
+    for mode in MODES:
+        cells += [f"{scores[mode].recall(5):.2f}", f"{scores[mode].mrr:.2f}"]
+    return cells
+
+
+def _table(title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("source document")
+    table.add_column("n", justify="right")
+    for mode in MODES:
+        table.add_column(f"{mode} R@5", justify="right")
+        table.add_column(f"{mode} MRR", justify="right")
+    return table
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    if console.width < 150:
+        console = Console(highlight=False, width=150)
+    questions = load_questions(args.questions)
+    books = args.books or sorted({q.book for q in questions})
+    summary = _table(f"retrieval quality ({args.source} source, {len(questions)} questions)")
+    combined = {mode: Scores() for mode in MODES}
+    results: dict[str, Any] = {}
+    for book in books:
+        asked = [q for q in questions if q.book == book]
+        overall, by_doc, info = await evaluate_book(book, args.corpora / book, asked, args.source, console)
+        if not args.quiet:
+            table = _table(f"{book}: {info['documents']} documents, {info['chunks']} chunks, by source document")
+            for doc in sorted(by_doc):
+                table.add_row(doc, *_row(by_doc[doc]))
+            console.print(table)
+        summary.add_row(book, *_row(overall))
+        for mode in MODES:
+            combined[mode].ranks += overall[mode].ranks
+        results[book] = {
+            **info,
+            **{mode: {"recall@5": overall[mode].recall(5), "mrr": overall[mode].mrr} for mode in MODES},
+        }
+    summary.add_row("all", *_row(combined), style="bold")
+    console.print(summary)
+    results["all"] = {mode: {"recall@5": combined[mode].recall(5), "mrr": combined[mode].mrr} for mode in MODES}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    worst = min(combined[mode].recall(5) for mode in MODES)
+    return 0 if worst >= args.min_recall else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="folder holding book-a and book-b")
+    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
+    parser.add_argument("--books", nargs="*", help="evaluate only these books")
+    parser.add_argument(
+        "--source",
+        choices=["folder", "sitemap"],
+        default="folder",
+        help="index the Markdown folder, or the book rendered as a Docusaurus site and read by its sitemap",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--quiet", action="store_true", help="only the summary table")
+    parser.add_argument(
+        "--min-recall", type=float, default=0.0, help="exit 1 when any mode's overall recall@5 is below this"
+    )
+    args = parser.parse_args(argv)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+// The book widget: a floating button that opens the chat in a panel, and an "Ask about this" button on
+// any passage the reader selects. It lives in a shadow root so the book's styles and ours never mix.
+import { mountChat } from './chat-core.js';
+
+const OPEN_KEY = 'physical-ai-tutor:widget-open';
+const MIN_SELECTION_CHARS = 3;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function chatIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('fill', 'currentColor');
+  path.setAttribute('d', 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z');
+  svg.append(path);
+  return svg;
+}
+
+export function mountWidget({ base }) {
+  const host = el('div');
+  host.id = 'physical-ai-tutor';
+  const shadow = host.attachShadow({ mode: 'open' });
+  const stylesheet = el('link');
+  stylesheet.rel = 'stylesheet';
+  stylesheet.href = new URL('static/chat.css', base).href;
+  const wrapper = el('div', 'tutor-widget tutor-theme');
+  wrapper.hidden = true; // until the stylesheet is in, so nothing flashes unstyled
+  const reveal = () => (wrapper.hidden = false);
+  stylesheet.addEventListener('load', reveal);
+  stylesheet.addEventListener('error', reveal);
+
+  const launcher = el('button', 'launcher');
+  launcher.type = 'button';
+  launcher.setAttribute('aria-expanded', 'false');
+  launcher.setAttribute('aria-controls', 'tutor-panel');
+  launcher.append(chatIcon(), el('span', '', 'Ask the tutor'));
+
+  const panel = el('section', 'panel');
+  panel.id = 'tutor-panel';
+  panel.setAttribute('role', 'dialog');
+  panel.setAttribute('aria-labelledby', 'tutor-panel-title');
+  panel.hidden = true;
+  const header = el('div', 'panel-header');
+  const title = el('h2', 'panel-title', 'Ask the book');
+  title.id = 'tutor-panel-title';
+  const newConversation = el('button', 'quiet-button', 'New');
+  newConversation.type = 'button';
+  newConversation.setAttribute('aria-label', 'New conversation');
+  const close = el('button', 'close-button', '×');
+  close.type = 'button';
+  close.setAttribute('aria-label', 'Close the tutor');
+  header.append(title, newConversation, close);
+  const chatRoot = el('div', 'panel-chat');
+  panel.append(header, chatRoot);
+
+  const askButton = el('button', 'ask-selection', 'Ask about this');
+  askButton.type = 'button';
+  askButton.hidden = true;
+
+  wrapper.append(launcher, panel, askButton);
+  shadow.append(stylesheet, wrapper);
+  document.body.append(host);
+
+  const socketUrl = new URL('ws/chat', base);
+  socketUrl.protocol = socketUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+  const chat = mountChat(chatRoot, {
+    socketUrl: socketUrl.href,
+    storageKey: 'physical-ai-tutor:widget',
+    sameTabLinks: true,
+    compact: true,
+  });
+
+  // --- opening and closing -------------------------------------------------------------------------
+
+  const setOpen = (open, { focus = true } = {}) => {
+    panel.hidden = !open;
+    launcher.setAttribute('aria-expanded', String(open));
+    launcher.classList.toggle('is-open', open);
+    try {
+      sessionStorage.setItem(OPEN_KEY, open ? '1' : '');
+    } catch {
+      // storage refused: the panel just won't reopen by itself after a page change
+    }
+    if (open) {
+      chat.scrollToEnd();
+      if (focus) chat.focus();
+    } else if (focus) {
+      launcher.focus();
+    }
+  };
+  launcher.addEventListener('click', () => setOpen(panel.hidden));
+  close.addEventListener('click', () => setOpen(false));
+  newConversation.addEventListener('click', () => chat.reset());
+  panel.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') setOpen(false);
+  });
+  try {
+    if (sessionStorage.getItem(OPEN_KEY)) setOpen(true, { focus: false }); // e.g. after following a source link
+  } catch {
+    // storage refused: start closed
+  }
+
+  // --- the book's theme (Docusaurus sets data-theme on <html>) ----------------------------------------
+
+  const followTheme = () => {
+    const theme = document.documentElement.dataset.theme;
+    wrapper.classList.toggle('dark', theme === 'dark');
+    wrapper.classList.toggle('light', theme === 'light');
+  };
+  followTheme();
+  new MutationObserver(followTheme).observe(document.documentElement, { attributeFilter: ['data-theme'] });
+
+  // --- "Ask about this" on a selected passage --------------------------------------------------------
+
+  let passage = '';
+  const hideAsk = () => {
+    askButton.hidden = true;
+  };
+  const offerAsk = () => {
+    const selection = document.getSelection();
+    const text = selection && !selection.isCollapsed ? selection.toString().trim() : '';
+    if (text.length < MIN_SELECTION_CHARS || host.contains(selection.anchorNode)) return hideAsk();
+    const range = selection.getRangeAt(0);
+    const rects = range.getClientRects();
+    const last = rects[rects.length - 1] ?? range.getBoundingClientRect();
+    passage = text;
+    askButton.hidden = false;
+    const width = askButton.offsetWidth || 130;
+    const below = last.bottom + 8;
+    const top = below + 40 > innerHeight ? Math.max(8, last.top - 44) : below;
+    askButton.style.top = `${top}px`;
+    askButton.style.left = `${Math.min(Math.max(8, last.right - width), innerWidth - width - 8)}px`;
+  };
+  const fromWidget = (event) => event.composedPath().includes(host);
+  document.addEventListener('pointerup', (event) => {
+    if (!fromWidget(event)) setTimeout(offerAsk, 0); // after the browser has settled the selection
+  });
+  document.addEventListener('keyup', (event) => {
+    if (!fromWidget(event) && (event.shiftKey || event.key === 'Shift')) offerAsk();
+  });
+  document.addEventListener('selectionchange', () => {
+    if (document.getSelection()?.isCollapsed) hideAsk();
+  });
+  addEventListener('scroll', () => askButton.hidden || offerAsk(), { passive: true, capture: true });
+  askButton.addEventListener('pointerdown', (event) => event.preventDefault()); // keep the selection
+  askButton.addEventListener('click', () => {
+    hideAsk();
+    setOpen(true);
+    chat.attachSelection(passage);
+  });
+
+  return { chat, open: () => setOpen(true), close: () => setOpen(false) };
+}
