@@ -182,7 +182,7 @@ class ChatSession:
         if self.websocket.application_state != WebSocketState.DISCONNECTED:
             code = CLOSE_TRY_AGAIN_LATER if self.evicted.is_set() else 1000
             # A client that stopped reading may never take the close frame either: do not wait on it.
-            with contextlib.suppress(RuntimeError, OSError, TimeoutError):
+            with contextlib.suppress(RuntimeError, OSError, TimeoutError, WebSocketDisconnect):
                 await asyncio.wait_for(self.websocket.close(code), 1.0)
 
 

@@ -65,6 +65,7 @@ class ChatLoadResult:
     connect_errors: Counter[str]
     users_gave_up: int
     cut_short: bool  # the hard deadline or an interruption cancelled work in flight
+    unfinished: int = 0  # turns in flight when they were cancelled (not in ``turns``)
 
 
 @dataclass
@@ -188,6 +189,7 @@ class ChatLoad:
         if plan.duration_s is not None:
             stopper = asyncio.get_running_loop().call_later(plan.duration_s, self._stop.set)
         cut_short = False
+        unfinished = 0
         try:
             _, pending = await asyncio.wait(users, timeout=plan.hard_deadline_s)
             cut_short = bool(pending)
@@ -198,6 +200,7 @@ class ChatLoad:
             if stopper is not None:
                 stopper.cancel()
             self._stop.set()
+            unfinished = self.live.in_flight
             for task in users:
                 task.cancel()
             await asyncio.gather(*users, return_exceptions=True)
@@ -210,4 +213,5 @@ class ChatLoad:
             connect_errors=Counter(self.connect_errors),
             users_gave_up=self.users_gave_up,
             cut_short=cut_short,
+            unfinished=unfinished,
         )

@@ -61,6 +61,7 @@ def chat_result(result: ChatLoadResult, options: dict[str, Any]) -> dict[str, An
             "done": len(ok),
             "failed": len(turns) - len(ok),
             "failed_by_code": dict(failed.most_common()),
+            "unfinished_when_stopped": result.unfinished,
         },
         "connections": {
             "opened": result.connections_opened,

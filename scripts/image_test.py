@@ -455,6 +455,12 @@ def check_stop(container: Container, figures: Figures) -> None:
     unclean = [line for line in stopped if not clean.search(line)]
     unclean += [line for line in lines if "SIGKILL" in line or "not expected" in line]
     check(not unclean, "not a clean stop:\n" + "\n".join(unclean))
+    tracebacks = [i for i, line in enumerate(container.logs.lines) if line.startswith("Traceback")]
+    if tracebacks:  # an ask, a kill or a stop is no reason for one
+        first = tracebacks[0]
+        raise ImageTestFailure(
+            "a program logged a traceback:\n" + "\n".join(container.logs.lines[first - 1 : first + 40])
+        )
     if namespace is None:
         log.warning("cannot read the container's pid namespace (not root?): orphans not checked")
     else:

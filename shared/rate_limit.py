@@ -7,6 +7,7 @@ small key, allows a configured burst, and says exactly how long to wait when it 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -14,19 +15,19 @@ from redis.asyncio import Redis
 from shared import keys
 
 _GCRA = """
--- KEYS[1] the subject's key; ARGV[1] ms between requests at the sustained rate; ARGV[2] burst size
+-- KEYS[1] the subject's key; ARGV[1] ms per unit at the sustained rate; ARGV[2] burst (units);
+-- ARGV[3] units this request costs. Returns 0 (allowed) or the ms to wait before asking again.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
-local tolerance = interval * (tonumber(ARGV[2]) - 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local allow_at = tat - tolerance
-if now < allow_at then
-  return allow_at - now
+local new_tat = tat + interval * tonumber(ARGV[3])
+local allow_at = new_tat - interval * tonumber(ARGV[2])
+if allow_at > now then
+  return math.ceil(allow_at - now)
 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
 return 0
 """
 
@@ -47,11 +48,22 @@ class RateLimiter:
         self._interval_ms = 60_000 / per_minute if self._enabled else 0.0
         self._burst = max(1, burst if burst is not None else int(per_minute // 3) or 1)
 
-    async def check(self, subject: str) -> Decision:
+    async def check(self, subject: str, cost: int = 1) -> Decision:
         if not self._enabled:
             return Decision(True, 0.0)
+        cost = min(cost, self._burst)  # a request bigger than the burst could never pass otherwise
         wait_ms = await self._script(
-            keys=[keys.rate_limit(self._scope, subject)], args=[self._interval_ms, self._burst]
+            keys=[keys.rate_limit(self._scope, subject)], args=[self._interval_ms, self._burst, cost]
         )
         wait = float(wait_ms)
         return Decision(wait <= 0, wait / 1000)
+
+    async def acquire(self, subject: str, cost: int = 1, *, max_wait_s: float) -> Decision:
+        """Wait (up to ``max_wait_s`` in all) until the request fits; the last refusal if it never does."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait_s
+        while True:
+            decision = await self.check(subject, cost)
+            if decision.allowed or loop.time() + decision.retry_after_s > deadline:
+                return decision
+            await asyncio.sleep(decision.retry_after_s)

@@ -157,9 +157,11 @@ async def request_reindex(
 ) -> ReindexProgress:
     """Take the lock, record the job as queued and enqueue it; ``ReindexAlreadyRunning`` if one is running."""
     job_id = new_job_id()
-    if not await acquire_lock(redis, job_id, QUEUED_LOCK_TTL_S):
+    while not await acquire_lock(redis, job_id, QUEUED_LOCK_TTL_S):
         running = await running_job(redis)
-        raise ReindexAlreadyRunning(running or "unknown")
+        if running is not None:
+            raise ReindexAlreadyRunning(running)
+        # released between the two calls: try again
     progress = ReindexProgress(job_id=job_id, source=source, mode=mode, trigger=trigger)
     try:
         await write_progress(redis, progress)

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     cohere_embed_dimension: int = Field(1024, ge=8, le=4096)
     cohere_rerank_model: str = "rerank-v3.5"
     cohere_timeout_s: float = Field(30.0, gt=0)
+    # Limits shared by every worker through Redis (0 = none). A trial key allows about 20 chat calls a
+    # minute, a production key 500; embed allows 2,000 inputs a minute.
+    cohere_chat_per_minute: float = Field(0, ge=0)
+    cohere_embed_inputs_per_minute: float = Field(0, ge=0)
+    cohere_rerank_per_minute: float = Field(0, ge=0)
+    cohere_limit_max_wait_s: float = Field(
+        20.0, ge=0, description="How long a turn may wait for the Cohere rate limit before it gives up."
+    )
 
     # --- the book ---
     book_source: str = Field(

@@ -96,7 +96,9 @@ SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(redis_url: str, data_dir: Path) -> SettingsFactory:
+def make_settings(redis_url: str, redis: Redis, data_dir: Path) -> SettingsFactory:
+    """Settings for a test's own stack; asking for them also flushes Redis (through ``redis``), so no state
+    (rate limits, turns, conversations) leaks from one test into the next."""
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "redis_url": redis_url,

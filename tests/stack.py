@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,10 @@ async def running_worker(settings: Settings, *, idle_poll_s: float = 0.5) -> Asy
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[str]:
     """Yields the gateway's base URL (``http://127.0.0.1:PORT``)."""
-    async with serve_asgi(create_app(settings), lifespan="on", ws="websockets-sansio") as base_url:
+    # proxy_headers off as in production (gateway/__main__.py): X-Forwarded-For is ours to interpret.
+    async with serve_asgi(
+        create_app(settings), lifespan="on", ws="websockets-sansio", proxy_headers=False
+    ) as base_url:
         yield base_url
 
 
@@ -168,3 +172,39 @@ async def worker_process(settings: Settings) -> AsyncIterator[ProcessLogs]:
             proc.terminate()
         await proc.wait()
         await logs.close()
+
+
+class StackThread:
+    """The in-process stack on a background thread with its own event loop, for synchronous clients
+    (schemathesis, a browser driver) that would otherwise block the loop the stack runs on."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._error: BaseException | None = None
+        self.url = ""
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name="stack", daemon=True)
+
+    async def _main(self) -> None:
+        try:
+            async with running_stack(self._settings) as url:
+                self.url, self._loop, self._stop = url, asyncio.get_running_loop(), asyncio.Event()
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def __enter__(self) -> StackThread:
+        self._thread.start()
+        if not self._ready.wait(120) or not self.url:
+            raise RuntimeError("the stack did not start") from self._error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)

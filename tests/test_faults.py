@@ -243,3 +243,27 @@ async def test_beyond_the_queue_bound_asks_get_busy_at_once(
         while (event := await client.receive())["type"] != "error" or event["turn_id"] is not None:
             pass
         assert event["code"] == "busy" and event["retry_after"] > 0
+
+
+# --- shutdown ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("grace_s", "tokens_per_second", "outcome"), [(4, 40, "done"), (1, 4, "unavailable")])
+async def test_sigterm_lets_turns_finish_up_to_the_grace_then_ends_them(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake, grace_s: int, tokens_per_second: int, outcome: str
+) -> None:
+    settings = cohere_settings(shutdown_grace_s=grace_s)
+    await fake_cohere.set_knobs(tokens_per_second=tokens_per_second)
+    async with running_gateway(settings) as url, chat(url) as client:
+        async with worker_process(settings) as worker:
+            await client.send({"type": "ask", "question": "What is a ROS 2 topic?"})
+            turn = await client.collect(until="delta")
+            worker.proc.send_signal(signal.SIGTERM)
+            await client.collect(turn)
+            code = await asyncio.wait_for(worker.proc.wait(), grace_s + 5)
+    assert code == 0
+    terminal = turn.terminal
+    if outcome == "done":
+        assert terminal["type"] == "done" and turn.text == terminal["answer"]
+    else:
+        assert terminal["type"] == "error" and terminal["code"] == outcome, terminal

@@ -119,7 +119,7 @@ def build_worker(
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         cohere_parts = build_cohere_client(settings)
-        cohere = CohereProvider(*cohere_parts, settings) if cohere_parts else None
+        cohere = CohereProvider(*cohere_parts, settings, redis) if cohere_parts else None
         store = await KnowledgeStore.open(settings)
         services = WorkerServices(
             settings=settings,

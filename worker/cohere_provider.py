@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 import cohere
 import httpx
 from cohere.core.api_error import ApiError
+from redis.asyncio import Redis
 
 from shared.protocol import ErrorCode
+from shared.rate_limit import RateLimiter
 from shared.settings import Settings
-from worker.cohere_stream import stream_chat_events
+from worker.cohere_stream import chat_stream_pool, stream_chat_events
 from worker.knowledge.store import Passage
 
 logger = logging.getLogger(__name__)
@@ -101,15 +103,37 @@ def classify(exc: BaseException) -> tuple[bool, ProviderFailure]:
 
 class CohereProvider:
     def __init__(
-        self, client: cohere.AsyncClientV2, http: httpx.AsyncClient, settings: Settings, *, attempts: int = 3
+        self,
+        client: cohere.AsyncClientV2,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        redis: Redis | None = None,
+        *,
+        attempts: int = 3,
     ) -> None:
         self._client = client
         self._http = http
+        # Shared by all workers: a burst of asks waits here (its clients already saw ``accepted``)
+        # instead of turning into a storm of 429s from Cohere. Without Redis (tools, evaluation) no limit.
+        self._limits = (
+            {
+                "chat": RateLimiter(redis, "cohere-chat", settings.cohere_chat_per_minute),
+                "embed": RateLimiter(redis, "cohere-embed", settings.cohere_embed_inputs_per_minute),
+                "rerank": RateLimiter(redis, "cohere-rerank", settings.cohere_rerank_per_minute),
+            }
+            if redis is not None
+            else {}
+        )
         self._settings = settings
         self._attempts = attempts
+        # Answers stream on a pool of their own (see worker/cohere_stream.py): httpcore scans every
+        # connection of a pool on each request, so short embed/rerank calls must not share one with
+        # hundreds of open streams.
+        self._streams = chat_stream_pool(settings.cohere_timeout_s)
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def _backoff(self, attempt: int, failure: ProviderFailure) -> None:
         delay = min(4.0, 0.25 * 2**attempt)
@@ -118,6 +142,20 @@ class CohereProvider:
             delay = max(delay, min(failure.retry_after, 10.0))
         logger.info("cohere call failed (%s); retry %d in %.2fs", failure.message, attempt + 1, delay)
         await asyncio.sleep(delay)
+
+    async def _within_limit(self, endpoint: str, cost: int = 1) -> None:
+        limiter = self._limits.get(endpoint)
+        if limiter is None:
+            return
+        decision = await limiter.acquire(
+            "all", cost, max_wait_s=self._settings.cohere_limit_max_wait_s
+        )
+        if not decision.allowed:
+            raise ProviderFailure(
+                ErrorCode.RATE_LIMITED,
+                "the tutor is at its language-model rate limit; please ask again shortly",
+                round(decision.retry_after_s, 3),
+            )
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(self._attempts):
@@ -153,6 +191,7 @@ class CohereProvider:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), EMBED_BATCH):
             batch = list(texts[start : start + EMBED_BATCH])
+            await self._within_limit("embed", len(batch))
             response = await self._call(lambda batch=batch: self._embed_call(batch, input_type))  # type: ignore[misc]
             floats = response.embeddings.float_
             if floats is None or len(floats) != len(batch):
@@ -169,6 +208,7 @@ class CohereProvider:
     async def rerank(self, query: str, passages: list[Passage], top_n: int) -> list[Passage]:
         if not passages:
             return []
+        await self._within_limit("rerank")
         response = await self._call(
             lambda: self._client.rerank(
                 model=self._settings.cohere_rerank_model,
@@ -193,9 +233,10 @@ class CohereProvider:
         for attempt in range(self._attempts):
             produced = False
             finished = False
+            await self._within_limit("chat")
             try:
                 # Decoded by us, not by the SDK's chat_stream: see worker/cohere_stream.py (CPU per token).
-                async for event in stream_chat_events(self._client, body):
+                async for event in stream_chat_events(self._client, self._streams, body):
                     kind = event.get("type")
                     if kind == "content-delta":
                         text = _content_text(event)

@@ -22,6 +22,13 @@ NOTHING_FOUND = "I could not find anything about that in the book. Try asking wi
 _CODE_FENCE = re.compile(r"```.*?(```|$)", re.S)
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"(\*\*|__|`|^#+\s*|^\s*[-*+]\s+|^\s*\d+\.\s+|^>\s*|:::\w*)", re.M)
+# A quoted sentence must make sense on its own: one that leans on the sentence before it ("It does
+# this by...") or points around the book ("this chapter") reads badly out of context.
+_LEANS_ON_CONTEXT = re.compile(
+    r"^(it|this|that|these|those|they|them|such|here|there|also|then|so|but|and)\b|\b(this|next|previous) "
+    r"(chapter|section|module)\b|\b(below|above)\b|\b(them|it|this|these|those)[.!?]$",
+    re.I,
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
@@ -73,7 +80,9 @@ def compose(
     question: str, passages: Sequence[OfflinePassage], max_sentences: int = 3
 ) -> Iterator[TextPiece | CitationPiece]:
     """Yield the answer word by word, with a citation after each quoted sentence."""
-    chosen = sorted(_candidates(question, passages), key=lambda c: c.score, reverse=True)
+    candidates = _candidates(question, passages)
+    standalone = [c for c in candidates if not _LEANS_ON_CONTEXT.search(c.sentence)]
+    chosen = sorted(standalone or candidates, key=lambda c: c.score, reverse=True)
     picked: list[_Candidate] = []
     for candidate in chosen:
         if all(candidate.sentence != p.sentence for p in picked):

@@ -218,6 +218,10 @@ async def run_in_process(
                 async def sink(update: ReindexProgress) -> None:
                     view.update(update)
                     if redis is not None:
+                        if update.finished:
+                            if keeper is not None:
+                                keeper.cancel()
+                            await release_lock(redis, job_id)  # free before "complete" is visible
                         await write_progress(redis, update)
 
                 build = IndexBuild(

@@ -70,12 +70,22 @@ async def execute(
         return None
     await renew_lock(redis, job.job_id)
     keeper = asyncio.create_task(_keep_lock(services, job.job_id, asyncio.current_task()), name="reindex-lock")
+
+    async def stop_keeper() -> None:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
     cache: EmbeddingCache | None = None
     try:
         if services.cohere is not None:
             cache = await EmbeddingCache.open(cache_path(services.settings.data_dir))
 
         async def sink(update: ReindexProgress) -> None:
+            if update.finished:
+                # free the lock before saying so: whoever reads "complete" may ask for the next job at once
+                await stop_keeper()
+                await release_lock(redis, job.job_id)
             await write_progress(redis, update)
 
         build = IndexBuild(
@@ -110,9 +120,7 @@ async def execute(
         )
         return report
     finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        await asyncio.shield(stop_keeper())
         if cache is not None:
             await asyncio.shield(cache.close())
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from websockets.asyncio.server import ServerConnection, serve
 
 from loadtest.__main__ import EXIT_NOTHING_CONNECTED, main, run
 from loadtest.chart import chat_chart
@@ -15,22 +16,29 @@ from loadtest.idle_load import IdleLoad, IdlePlan
 from loadtest.options import chat_url, parse_options
 from loadtest.questions import load_questions
 from loadtest.report import chat_result, idle_result
+from shared.settings import Settings
 from tests.conftest import SettingsFactory, free_port
 from tests.stack import running_stack
 
 QUESTIONS = ["What is a ROS 2 topic?", "What does a URDF describe?", "How do humanoid robots keep their balance?"]
 
 
-def unlimited(make_settings: SettingsFactory) -> object:
+def unlimited(make_settings: SettingsFactory) -> Settings:
     """One test process is one client address: lift the per-client limits, which would otherwise be measured."""
     return make_settings(asks_per_minute_per_client=0, max_sockets_per_client=1000)
 
 
 async def test_five_users_two_turns_each_all_done_and_reported(make_settings: SettingsFactory, tmp_path: Path) -> None:
-    async with running_stack(unlimited(make_settings)) as base_url:  # type: ignore[arg-type]
+    async with running_stack(unlimited(make_settings)) as base_url:
         options = parse_options([base_url, "-u", "5", "-n", "2", "-q", "-o", str(tmp_path / "r.json"), "--seed", "1"])
         report = await run(options, QUESTIONS, Console(quiet=True))
-    assert report["turns"] == {"total": 10, "done": 10, "failed": 0, "failed_by_code": {}}
+    assert report["turns"] == {
+        "total": 10,
+        "done": 10,
+        "failed": 0,
+        "failed_by_code": {},
+        "unfinished_when_stopped": 0,
+    }
     assert report["connections"] == {"opened": 5, "errors": {}, "users_gave_up": 0}
     first, whole = report["time_to_first_delta_ms"], report["turn_time_ms"]
     assert first["count"] == whole["count"] == 10
@@ -45,7 +53,7 @@ async def test_five_users_two_turns_each_all_done_and_reported(make_settings: Se
 
 async def test_reused_conversations_and_duration_bound(make_settings: SettingsFactory) -> None:
     plan = ChatLoadPlan(url="", users=3, questions=QUESTIONS, duration_s=1.5, reuse_conversation=True, seed=2)
-    async with running_stack(unlimited(make_settings)) as base_url:  # type: ignore[arg-type]
+    async with running_stack(unlimited(make_settings)) as base_url:
         load = ChatLoad(ChatLoadPlan(**{**plan.__dict__, "url": chat_url(base_url)}))
         started = time.monotonic()
         result = await load.run()
@@ -70,7 +78,7 @@ async def test_rate_limited_users_wait_as_asked_instead_of_hammering(make_settin
 
 
 async def test_idle_mode_holds_twenty_sockets_and_all_answer_pings(make_settings: SettingsFactory) -> None:
-    async with running_stack(unlimited(make_settings)) as base_url:  # type: ignore[arg-type]
+    async with running_stack(unlimited(make_settings)) as base_url:
         load = IdleLoad(IdlePlan(url=chat_url(base_url), sockets=20, duration_s=1.5, ping_interval_s=0.5))
         result = await load.run()
     report = idle_result(result, {})
@@ -105,3 +113,19 @@ def test_an_unreachable_service_ends_with_exit_code_1(tmp_path: Path) -> None:
 def test_the_default_question_file_ships_with_the_package() -> None:
     questions = load_questions()
     assert len(questions) >= 20 and all(q.endswith("?") for q in questions)
+
+
+async def test_a_server_that_never_answers_cannot_keep_the_tool_running() -> None:
+    async def silent(connection: ServerConnection) -> None:
+        await connection.wait_closed()  # accepts the socket, reads nothing, answers nothing
+
+    async with serve(silent, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        plan = ChatLoadPlan(
+            url=f"ws://127.0.0.1:{port}/ws/chat", users=3, questions=QUESTIONS, turns_per_user=2, turn_timeout_s=0.5
+        )
+        started = time.monotonic()
+        result = await ChatLoad(plan).run()
+    assert time.monotonic() - started < plan.hard_deadline_s
+    assert [t.error for t in result.turns] == ["client_timeout"] * 6, "each turn ends at its time limit"
+    assert result.connections_opened == 6, "after a timeout a user starts over on a new socket"

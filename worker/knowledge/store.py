@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import fcntl
 import functools
 import logging
 import secrets
@@ -257,9 +258,26 @@ class _LocalBackend:
 
 def _open_local(path: Path) -> QdrantClient:
     path.mkdir(parents=True, exist_ok=True)
+    _check_not_in_use(path)
     client = QdrantClient(path=str(path))
     local_tuning.tune_all(client)
     return client
+
+
+def _check_not_in_use(path: Path) -> None:
+    """Refuse a folder another process has open, before qdrant-client tries (it would leave its lock file
+    open when it fails). The same exclusive, non-blocking ``flock`` qdrant-client takes."""
+    lock = path / ".lock"
+    if not lock.exists():
+        return
+    with lock.open("r+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"Storage folder {path} is already accessed by another instance of Qdrant client"
+            ) from None
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _alias_operations(alias: str, collection: str) -> list[models.AliasOperations]:
