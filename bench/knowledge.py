@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import statistics
@@ -60,10 +61,12 @@ def _settings(data_dir: Path, **values: Any) -> Settings:
     return _Settings(data_dir=data_dir, cohere_embed_dimension=DIMENSION, **values)
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
+def _percentiles(timed: tuple[list[float], float]) -> dict[str, float]:
+    samples, cpu_per_query = timed
     ordered = sorted(samples)
     cut = statistics.quantiles(ordered, n=100)
     return {
+        "cpu_ms_per_query": round(cpu_per_query * 1000, 2),
         "n": len(ordered),
         "p50_ms": round(statistics.median(ordered) * 1000, 2),
         "p95_ms": round(cut[94] * 1000, 2),
@@ -82,33 +85,35 @@ async def bench_indexing(books: Path, work: Path) -> dict[str, Any]:
     # the whole job, as POST /api/admin/reindex runs it (keyword-only: no embedding at all)
     store = await KnowledgeStore.open(_settings(work / "job"))
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         build = IndexBuild(store, source=str(books), base_url="/docs", embedder=None)
         report = await build.run()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         results["job_keyword_only"] = {
             "documents": report.documents,
             "chunks": report.chunks,
             "seconds": round(elapsed, 3),
             "chunks_per_s": round(report.chunks / elapsed),
+            "cpu_seconds": round(cpu, 3),
+            "chunks_per_cpu_s": round(report.chunks / cpu),
         }
     finally:
         await store.close()
 
     # phase by phase, and with dense vectors supplied
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     chunks = chunk_book(books, "/docs").chunks
-    chunk_s = time.perf_counter() - started
+    chunk_s, chunk_cpu = time.perf_counter() - started, time.process_time() - cpu
     store = await KnowledgeStore.open(_settings(work / "phases"))
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         sparse = await asyncio.to_thread(store.encode_documents, chunks)
-        encode_s = time.perf_counter() - started
+        encode_s, encode_cpu = time.perf_counter() - started, time.process_time() - cpu
         version = store.new_version_name()
         await store.create_version(version, dense=False)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await store.upsert(chunks, None, sparse_vectors=sparse, batch_size=128, collection=version)
-        upsert_s = time.perf_counter() - started
+        upsert_s, upsert_cpu = time.perf_counter() - started, time.process_time() - cpu
         vectors = embed_texts([c.search_text for c in chunks], DIMENSION).tolist()
         dense_version = store.new_version_name()
         await store.create_version(dense_version, dense=True)
@@ -118,12 +123,15 @@ async def bench_indexing(books: Path, work: Path) -> dict[str, Any]:
     finally:
         await store.close()
     total = chunk_s + encode_s + upsert_s
+    total_cpu = chunk_cpu + encode_cpu + upsert_cpu
     results["phases"] = {
         "chunks": len(chunks),
         "chunk_s": round(chunk_s, 3),
         "encode_s": round(encode_s, 3),
         "upsert_s": round(upsert_s, 3),
         "chunk_encode_upsert_chunks_per_s": round(len(chunks) / total),
+        "chunk_encode_upsert_cpu_s": round(total_cpu, 3),
+        "chunk_encode_upsert_chunks_per_cpu_s": round(len(chunks) / total_cpu),
         "upsert_with_1024d_dense_s": round(dense_upsert_s, 3),
         "chunk_encode_upsert_with_dense_chunks_per_s": round(len(chunks) / (chunk_s + encode_s + dense_upsert_s)),
     }
@@ -148,9 +156,11 @@ async def _timed_searches(
     queries: Sequence[tuple[str, list[float] | None]],
     limit: int,
     concurrency: int,
-) -> list[float]:
+) -> tuple[list[float], float]:
+    """Wall-clock seconds of each search, and CPU seconds per search (all threads of this process)."""
     samples: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
+    cpu = time.process_time()
 
     async def one(question: str, vector: list[float] | None) -> None:
         async with semaphore:
@@ -159,7 +169,7 @@ async def _timed_searches(
             samples.append(time.perf_counter() - started)
 
     await asyncio.gather(*(one(q, v) for q, v in queries))
-    return samples
+    return samples, (time.process_time() - cpu) / len(queries)
 
 
 async def bench_retrieval(books: Path, work: Path, rounds: int) -> dict[str, Any]:
@@ -199,10 +209,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         books = work / "books"
         for name in ("book-a", "book-b"):
             shutil.copytree(args.corpora / name, books / name)
-        return {
+        load_before = os.getloadavg()[0]
+        results = {
             "indexing": await bench_indexing(books, work),
             "retrieval": await bench_retrieval(books, work, args.rounds),
         }
+        # CPU seconds do not depend on what else the machine runs; wall-clock figures do
+        results["machine"] = {
+            "cpus": os.cpu_count(),
+            "load_average_before": round(load_before, 2),
+            "load_average_after": round(os.getloadavg()[0], 2),
+        }
+        return results
 
 
 def main(argv: Sequence[str] | None = None) -> None:

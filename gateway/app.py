@@ -15,6 +15,7 @@ from redis.asyncio import ConnectionPool
 
 from gateway import admin_routes, chat_socket, http_routes, pages
 from gateway.clients import SocketCounter
+from gateway.metrics import GatewayMetrics
 from gateway.reaper import run_reaper
 from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
             turns=TurnStarter(redis, settings),
             ask_limiter=RateLimiter(redis, "asks", settings.asks_per_minute_per_client),
             sockets=SocketCounter(settings.max_sockets_per_client),
+            metrics=GatewayMetrics(relay),
         )
         reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events), name="reaper")
         logger.info("gateway ready on port %d (provider: %s)", settings.port, settings.provider)

@@ -134,9 +134,15 @@ class ChatSession:
     async def ask(self, frame: AskFrame) -> None:
         decision = await self.services.ask_limiter.check(self.address)
         if not decision.allowed:
+            self.services.metrics.asks_refused.labels("rate_limited").inc()
             self.push_event(too_many_asks(decision.retry_after_s))
             return
-        accepted = await self.services.turns.start(frame)
+        try:
+            accepted = await self.services.turns.start(frame)
+        except TurnNotAccepted as exc:
+            self.services.metrics.asks_refused.labels(exc.error.code.value).inc()
+            raise
+        self.services.metrics.turns_started.inc()
         self.follow(accepted.turn_id, after=None)
 
     async def cancel(self, frame: CancelFrame) -> None:

@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.chat_socket import forward_turn_events, too_many_asks
@@ -95,6 +96,13 @@ async def ready(services: ServicesDep, response: Response) -> Readiness:
     return readiness
 
 
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(services: ServicesDep) -> PlainTextResponse:
+    """Prometheus text format: sockets, turns, refusals, relayed events, queue depth, workers."""
+    body = await services.metrics.render(services.redis, services.settings.qdrant_collection, services.sockets.total)
+    return PlainTextResponse(body.decode(), media_type=CONTENT_TYPE_LATEST)
+
+
 @router.post(
     "/api/chat",
     response_model=ChatResponse,
@@ -118,11 +126,14 @@ async def chat(request: ChatRequest, http: Request, services: ServicesDep) -> An
         return error_response(ErrorEvent(turn_id=None, code=code, message=describe_validation_error(errors)))
     decision = await services.ask_limiter.check(client_address(http, settings.trust_proxy_headers))
     if not decision.allowed:
+        services.metrics.asks_refused.labels("rate_limited").inc()
         return error_response(too_many_asks(decision.retry_after_s))
     try:
         accepted = await services.turns.start(ask)
     except TurnNotAccepted as exc:
+        services.metrics.asks_refused.labels(exc.error.code.value).inc()
         return error_response(exc.error)
+    services.metrics.turns_started.inc()
     frames: list[str] = []
     try:
         await forward_turn_events(services, accepted.turn_id, None, lambda frame, _terminal: frames.append(frame))

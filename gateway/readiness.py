@@ -24,7 +24,7 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
 
 
-async def _heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
+async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
     beats: list[WorkerHeartbeat] = []
     async for key in redis.scan_iter(match=f"{keys.WORKER_HEARTBEAT_PREFIX}*", count=100):
         raw = await redis.get(key)
@@ -43,7 +43,7 @@ async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0)
     try:
         async with asyncio.timeout(timeout_s):
             await redis.ping()
-            beats = await _heartbeats(redis)
+            beats = await worker_heartbeats(redis)
         checks["redis"] = Check(ok=True, detail="answers")
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = Check(ok=False, detail=f"cannot reach Redis ({type(exc).__name__})")

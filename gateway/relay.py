@@ -94,6 +94,7 @@ class TurnRelay:
         self._wake_sent = False
         self._task: asyncio.Task[None] | None = None
         self._lost_redis = False
+        self.events_relayed = 0
         self.connected = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -217,6 +218,7 @@ class TurnRelay:
                 self._forget(key)
                 continue
             self._cursors[key] = entries[-1][0]
+            self.events_relayed += len(entries)
             for entry_id, fields in entries:
                 for sub in list(subs):
                     sub.accept(entry_id, fields)

@@ -11,6 +11,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from gateway.clients import SocketCounter
+from gateway.metrics import GatewayMetrics
 from gateway.relay import TurnRelay
 from gateway.turns import TurnStarter
 from shared.rate_limit import RateLimiter
@@ -25,6 +26,7 @@ class GatewayServices:
     turns: TurnStarter
     ask_limiter: RateLimiter
     sockets: SocketCounter
+    metrics: GatewayMetrics
     abandoned: set[asyncio.Task[None]] = field(default_factory=set)
     """Pending cancels of turns whose socket closed; dropped on shutdown, so that a restart (after which
     clients resume through the new process) does not cancel them."""

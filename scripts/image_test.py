@@ -1,12 +1,13 @@
 """``make image-test``: prove the Hugging Face Space image builds and serves, with podman.
 
-Builds the image from a snapshot of the repository (cold, without cache; then warm, after a change to
-one source file), runs it with ``--network host`` on a free port, waits for ``/ready`` by reading the
-container's log stream (no sleeps), asks a question over ``/ws/chat`` and checks the streamed answer,
-checks that every process runs as uid 1000, kills the worker and checks supervisord restarts it, then
-sends SIGTERM and checks the container stops cleanly, in order, within 10 s and leaves no process
-behind. Prints the figures (build times, image size, run to /ready, idle memory, stop time) and writes
-them to ``artifacts/image-test.json``.
+Builds the image from a snapshot of the repository, in a podman image store of the run's own that holds
+only the base image: cold (without cache), then warm after a change to one source file. Runs it with
+``--network host`` on a free port, waits for ``/ready`` by reading the container's log stream (no
+sleeps), asks a question over ``/ws/chat`` and checks the streamed answer, checks that every process
+runs as uid 1000, kills the worker and checks supervisord restarts it, then sends SIGTERM and checks the
+container stops cleanly, in order, within 10 s and leaves no process behind. Prints the figures (build
+times, image size, run to /ready, idle memory, stop time) and writes them to
+``artifacts/image-test.json``; build and container logs go to ``artifacts/image-test/``.
 
 Needs podman and the ``python:3.11-slim`` base image (``../shared/tools/make-base-image`` provides both
 on a machine that cannot pull images). Run as root, as CI does: the no-orphan check reads the pid
@@ -102,6 +103,7 @@ class Figures:
     warm_build_s: float | None = None
     warm_build_reused_dependencies: bool | None = None
     image_mb: float | None = None
+    layers: list[dict[str, Any]] = field(default_factory=list)  # the image's layers of 1 MB or more
     run_to_ready_s: float | None = None  # the first start, the one the other checks run on
     ready_samples_s: list[float] = field(default_factory=list)  # every start, the first included
     run_to_ready_median_s: float | None = None
@@ -122,8 +124,14 @@ class Figures:
 # podman
 
 
+# Global options that point podman at the run's own image store (see private_store); empty before that.
+_STORE_OPTIONS: list[str] = []
+
+
 def podman(*args: str, timeout: float = 60, check_rc: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        ["podman", *_STORE_OPTIONS, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check_rc and proc.returncode != 0:
         raise ImageTestFailure(f"podman {' '.join(args[:3])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
@@ -150,6 +158,29 @@ def unmet_requires_python(python_version: str) -> list[str]:
         if dist.version == version and spec and not SpecifierSet(spec).contains(python_version):
             unmet.append(f"{name}=={version} (Requires-Python {spec})")
     return unmet
+
+
+@contextlib.contextmanager
+def private_store(base: str) -> Iterator[None]:
+    """Run every podman command of this run against a store of its own that holds only the base image,
+    removed at the end. The cold build is then cold for real, and the warm build can only reuse this
+    run's layers: with earlier builds' layers in a shared store, buildah picks any matching cached chain
+    (not the newest), which can be one from before requirements.txt changed. It also leaves nothing
+    behind in the machine's store and cannot touch other users' images or containers."""
+    with tempfile.TemporaryDirectory(prefix="image-test-store-", dir="/var/tmp") as tmp:
+        store = Path(tmp)
+        archive = store / "base.tar"
+        podman("save", "--format", "docker-archive", "-o", str(archive), base, timeout=300)
+        options = ["--root", str(store / "root"), "--runroot", str(store / "run"), "--tmpdir", str(store / "tmp")]
+        _STORE_OPTIONS[:] = options
+        try:
+            podman("load", "-i", str(archive), timeout=300)
+            archive.unlink()
+            yield
+        finally:
+            podman("rm", "-a", "-f", "-t", "0", check_rc=False)
+            podman("rmi", "-a", "-f", timeout=300, check_rc=False)  # unmounts its layers before the delete
+            _STORE_OPTIONS.clear()
 
 
 @contextlib.contextmanager
@@ -361,7 +392,9 @@ def running(tag: str, label: str) -> Iterator[Container]:
     command = ["run", "--name", name, "--network", "host", "-e", f"PORT={port}", "-e", f"DATA_DIR={DATA_DIR}", tag]
     log.info("podman %s", " ".join(command))
     started = time.monotonic()
-    proc = subprocess.Popen(["podman", *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        ["podman", *_STORE_OPTIONS, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     container = Container(name, port, proc, ContainerLogs(proc), started)
     try:
         yield container
@@ -487,10 +520,51 @@ def sample_ready(tag: str, samples: int, figures: Figures) -> None:
     log.info("run -> /ready over %d starts: %s", len(figures.ready_samples_s), figures.ready_samples_s)
 
 
+def build_and_check(context: Path, tag: str, figures: Figures) -> None:
+    """Cold build, then a warm one after a code change that must reuse the dependency layers; then the
+    image's metadata: user 1000, EXPOSE 7860, a HEALTHCHECK on /health."""
+    print_version = "import platform; print(platform.python_version())"
+    figures.base_python = podman(
+        "run", "--rm", "--network", "host", base_image(), "python3", "-c", print_version
+    ).stdout.strip()
+    build_args = []
+    unmet = unmet_requires_python(figures.base_python)
+    if unmet:
+        # The local stand-in for python:3.11-slim is Debian's 3.11.2; the official image is newer.
+        log.warning("base image Python %s is older than pins require: %s", figures.base_python, "; ".join(unmet))
+        build_args = ["--build-arg", "PIP_IGNORE_REQUIRES_PYTHON=1"]
+
+    log.info("cold build (--no-cache) of %s", tag)
+    figures.cold_build_s, _ = build(context, tag, build_args, no_cache=True, log_name="cold.log")
+    log.info("cold build: %.1fs", figures.cold_build_s)
+    # A code change: only the layers from `COPY . .` on may be rebuilt.
+    with (context / "gateway" / "__init__.py").open("a") as source:
+        source.write(f"\n# image-test warm build {time.time()}\n")
+    figures.warm_build_s, output = build(context, tag, build_args, no_cache=False, log_name="warm.log")
+    figures.warm_build_reused_dependencies = step_was_cached(output, "pip --python")
+    check(figures.warm_build_reused_dependencies, "a code change re-ran the dependency install")
+    check(not step_was_cached(output, "COPY . ."), "the changed code was not copied again")
+    log.info("warm build after a code change: %.1fs (dependencies from cache)", figures.warm_build_s)
+
+    inspect = json.loads(podman("image", "inspect", tag).stdout)[0]
+    config = inspect["Config"]
+    figures.image_mb = round(inspect["Size"] / 1e6, 1)
+    check(config.get("User") == "1000", f"image user is {config.get('User')!r}")
+    check("7860/tcp" in config.get("ExposedPorts", {}), f"EXPOSE 7860 missing: {config.get('ExposedPorts')}")
+    health = inspect.get("Healthcheck") or config.get("Healthcheck") or {}
+    check("/health" in " ".join(health.get("Test", [])), f"no HEALTHCHECK on /health in the image: {health}")
+    history = json.loads(podman("history", "--format", "json", tag).stdout)
+    figures.layers = [
+        {"mb": round(layer["size"] / 1e6, 1), "step": " ".join(layer.get("CreatedBy", "").split())[:100]}
+        for layer in history
+        if layer["size"] >= 1e6
+    ]
+    log.info("image %s: %.1f MB; layers over 1 MB: %s", tag, figures.image_mb, figures.layers)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tag", default=DEFAULT_TAG, help="image tag to build and run")
-    parser.add_argument("--skip-cold-build", action="store_true", help="build with the cache only (quicker)")
     parser.add_argument("--ready-samples", type=int, default=3, help="starts to time run -> /ready over (median)")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="image-test: %(message)s", stream=sys.stdout)
@@ -505,46 +579,13 @@ def main() -> int:
         return 2
 
     figures = Figures(image=options.tag)
-    print_version = "import platform; print(platform.python_version())"
-    version = podman("run", "--rm", "--network", "host", base, "python3", "-c", print_version)
-    figures.base_python = version.stdout.strip()
-    build_args = []
-    unmet = unmet_requires_python(figures.base_python)
-    if unmet:
-        # The local stand-in for python:3.11-slim is Debian's 3.11.2; the official image is newer.
-        log.warning("base image Python %s is older than pins require: %s", figures.base_python, "; ".join(unmet))
-        build_args = ["--build-arg", "PIP_IGNORE_REQUIRES_PYTHON=1"]
-
     try:
-        with build_snapshot() as context:
-            if not options.skip_cold_build:
-                log.info("cold build (--no-cache) of %s", options.tag)
-                figures.cold_build_s, _ = build(context, options.tag, build_args, no_cache=True, log_name="cold.log")
-                log.info("cold build: %.1fs", figures.cold_build_s)
-            else:  # the cache may predate a change to requirements.txt: bring it up to date first
-                build(context, options.tag, build_args, no_cache=False, log_name="cached.log")
-            # A code change: only the layers from `COPY . .` on may be rebuilt.
-            with (context / "gateway" / "__init__.py").open("a") as source:
-                source.write(f"\n# image-test warm build {time.time()}\n")
-            figures.warm_build_s, output = build(context, options.tag, build_args, no_cache=False, log_name="warm.log")
-            figures.warm_build_reused_dependencies = step_was_cached(output, "pip --python")
-            check(figures.warm_build_reused_dependencies, "a code change re-ran the dependency install")
-            check(not step_was_cached(output, "COPY . ."), "the changed code was not copied again")
-            log.info("warm build after a code change: %.1fs (dependencies from cache)", figures.warm_build_s)
-
-        inspect = json.loads(podman("image", "inspect", options.tag).stdout)[0]
-        config = inspect["Config"]
-        figures.image_mb = round(inspect["Size"] / 1e6, 1)
-        check(config.get("User") == "1000", f"image user is {config.get('User')!r}")
-        check("7860/tcp" in config.get("ExposedPorts", {}), f"EXPOSE 7860 missing: {config.get('ExposedPorts')}")
-        health = inspect.get("Healthcheck") or config.get("Healthcheck") or {}
-        check("/health" in " ".join(health.get("Test", [])), f"no HEALTHCHECK on /health in the image: {health}")
-        log.info("image %s: %.1f MB", options.tag, figures.image_mb)
-
-        run_and_check(options.tag, figures)
-        figures.ready_samples_s.append(figures.run_to_ready_s or 0.0)
-        sample_ready(options.tag, options.ready_samples - 1, figures)
-        figures.run_to_ready_median_s = statistics.median(figures.ready_samples_s)
+        with private_store(base), build_snapshot() as context:
+            build_and_check(context, options.tag, figures)
+            run_and_check(options.tag, figures)
+            figures.ready_samples_s.append(figures.run_to_ready_s or 0.0)
+            sample_ready(options.tag, options.ready_samples - 1, figures)
+            figures.run_to_ready_median_s = statistics.median(figures.ready_samples_s)
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "image-test.json").write_text(json.dumps(asdict(figures), indent=2) + "\n")
@@ -563,6 +604,8 @@ def report(figures: Figures) -> None:
         f"cold build (--no-cache):        {'skipped' if figures.cold_build_s is None else f'{figures.cold_build_s} s'}",
         f"warm build (one file changed):  {figures.warm_build_s} s, dependencies from cache",
         f"image size:                     {target(figures.image_mb, TARGET_IMAGE_MB, 'MB')}",
+        "layers of 1 MB or more (MB):    "
+        + "; ".join(f"{layer['mb']} {layer['step'][:48]}" for layer in figures.layers),
         f"podman run -> /ready 200:       {target(figures.run_to_ready_median_s, TARGET_READY_S, 's')}"
         + f", median of {figures.ready_samples_s}",
         f"idle memory, sum of RSS:        {target(figures.idle_rss_mb, TARGET_MEMORY_MB, 'MB')}"

@@ -67,12 +67,17 @@ class SparseEncoder:
         ]
         stems = self._stems
         unknown = [word for word in set(words) if word not in stems]
-        if unknown:
-            if len(stems) > MAX_CACHED_STEMS:
-                stems.clear()  # questions bring new words forever; keep the cache bounded
-            for word, stem in zip(unknown, self._stemmer().stemWords(unknown), strict=True):
-                stems[word] = str(stem)
-        return [stems[word] for word in words]
+        if not unknown:
+            return [stems[word] for word in words]
+        # another thread may clear the shared cache meanwhile: answer from this call's own stems
+        found = {word: str(stem) for word, stem in zip(unknown, self._stemmer().stemWords(unknown), strict=True)}
+        if len(stems) > MAX_CACHED_STEMS:
+            stems.clear()  # questions bring new words forever; keep the cache bounded
+        stems.update(found)
+        return [found[word] if word in found else stems.get(word) or self._stem(word) for word in words]
+
+    def _stem(self, word: str) -> str:
+        return str(self._stemmer().stemWord(word))
 
     def encode_document(self, text: str) -> models.SparseVector:
         terms = self.terms(text)
