@@ -173,9 +173,9 @@ def _row(scores: dict[str, Scores]) -> list[str]:
     return cells
 
 
-def _table(title: str) -> Table:
+def _table(title: str, first: str = "source document") -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("source document")
+    table.add_column(first)
     table.add_column("n", justify="right")
     for mode in MODES:
         table.add_column(f"{mode} R@5", justify="right")
@@ -189,7 +189,7 @@ async def main_async(args: argparse.Namespace) -> int:
         console = Console(highlight=False, width=150)
     questions = load_questions(args.questions)
     books = args.books or sorted({q.book for q in questions})
-    summary = _table(f"retrieval quality ({args.source} source, {len(questions)} questions)")
+    summary = _table(f"retrieval quality ({args.source} source, {len(questions)} questions)", "book")
     combined = {mode: Scores() for mode in MODES}
     results: dict[str, Any] = {}
     for book in books:

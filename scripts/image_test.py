@@ -71,11 +71,14 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             status = dict(line.split(":", 1) for line in f if ":" in line)
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read().replace(b"\0", b" ").decode().strip()
-        pss = None
+    except OSError:  # it ended meanwhile
+        continue
+    pss = None
+    try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             pss = next((int(l.split()[1]) for l in f if l.startswith("Pss:")), None)
     except OSError:
-        continue
+        pass
     out.append({"pid": int(pid), "ppid": int(status["PPid"]), "uid": int(status["Uid"].split()[0]),
                 "rss_kb": int(status.get("VmRSS", "0 kB").split()[0]), "pss_kb": pss, "cmd": cmd})
 print(json.dumps(out))
@@ -107,6 +110,7 @@ class Figures:
     run_to_ready_s: float | None = None  # the first start, the one the other checks run on
     ready_samples_s: list[float] = field(default_factory=list)  # every start, the first included
     run_to_ready_median_s: float | None = None
+    cpu_to_ready_s: list[float] = field(default_factory=list)  # per start, when the cgroup can be read
     idle_rss_mb: float | None = None
     idle_pss_mb: float | None = None
     processes: list[dict[str, Any]] = field(default_factory=list)
@@ -252,10 +256,6 @@ class ContainerLogs:
             assert index is not None
             return index
 
-    def find(self, text: str, after: int = 0) -> list[int]:
-        with self._cond:
-            return [i for i in range(after, len(self.lines)) if text in self.lines[i]]
-
     def timeline(self, since: float) -> str:
         """Every line with the seconds from ``since`` (the `podman run`) to when it was read."""
         with self._cond:
@@ -279,6 +279,18 @@ def container_processes(name: str) -> list[dict[str, Any]]:
     out = podman("exec", name, "python", "-c", PROCESS_LIST, timeout=30).stdout
     processes: list[dict[str, Any]] = json.loads(out)
     return processes
+
+
+def container_cpu_seconds(name: str) -> float | None:
+    """CPU time used so far by every process in the container, from its cgroup (v1 cpuacct or v2); the
+    part of a start-up figure that does not depend on what else the machine is doing."""
+    path = podman("inspect", "--format", "{{.State.CgroupPath}}", name).stdout.strip().lstrip("/")
+    with contextlib.suppress(OSError, ValueError):
+        return round(int(Path("/sys/fs/cgroup/cpuacct", path, "cpuacct.usage").read_text()) / 1e9, 2)
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        stat = Path("/sys/fs/cgroup", path, "cpu.stat").read_text().split()
+        return round(int(stat[stat.index("usage_usec") + 1]) / 1e6, 2)
+    return None
 
 
 def program_of(cmd: str) -> str:
@@ -353,6 +365,7 @@ class Container:
     proc: subprocess.Popen[str]
     logs: ContainerLogs
     started: float  # time.monotonic() just before `podman run`
+    cpu_to_ready_s: float | None = None  # CPU time the container's processes used until /ready was 200
 
     @property
     def base_url(self) -> str:
@@ -366,6 +379,7 @@ class Container:
         ready = http.get("/ready")
         elapsed = round(time.monotonic() - self.started, 2)
         check(ready.status_code == 200, f"/ready is {ready.status_code}: {ready.text}")
+        self.cpu_to_ready_s = container_cpu_seconds(self.name)
         return elapsed
 
     def terminate(self) -> tuple[int, float, int]:
@@ -412,6 +426,8 @@ def running(tag: str, label: str) -> Iterator[Container]:
 
 def check_serving(container: Container, http: httpx.Client, figures: Figures) -> None:
     figures.run_to_ready_s = container.wait_ready(http)
+    if container.cpu_to_ready_s is not None:
+        figures.cpu_to_ready_s.append(container.cpu_to_ready_s)
     figures.load_average = [round(load, 2) for load in os.getloadavg()]
     figures.cpus = os.cpu_count()
     check(http.get("/health").status_code == 200, "/health is not 200")
@@ -515,6 +531,8 @@ def sample_ready(tag: str, samples: int, figures: Figures) -> None:
     for index in range(samples):
         with running(tag, f"sample{index}") as container, httpx.Client(base_url=container.base_url) as http:
             figures.ready_samples_s.append(container.wait_ready(http))
+            if container.cpu_to_ready_s is not None:
+                figures.cpu_to_ready_s.append(container.cpu_to_ready_s)
             code, _, _ = container.terminate()
             check(code == 0, f"sample container exited with {code}")
     log.info("run -> /ready over %d starts: %s", len(figures.ready_samples_s), figures.ready_samples_s)
@@ -608,6 +626,7 @@ def report(figures: Figures) -> None:
         + "; ".join(f"{layer['mb']} {layer['step'][:48]}" for layer in figures.layers),
         f"podman run -> /ready 200:       {target(figures.run_to_ready_median_s, TARGET_READY_S, 's')}"
         + f", median of {figures.ready_samples_s}",
+        f"CPU used until /ready:          {figures.cpu_to_ready_s} s (all processes, from the container's cgroup)",
         f"idle memory, sum of RSS:        {target(figures.idle_rss_mb, TARGET_MEMORY_MB, 'MB')}"
         + (f", sum of PSS {figures.idle_pss_mb} MB" if figures.idle_pss_mb is not None else ""),
         "per process (RSS MB):          "

@@ -99,6 +99,7 @@ SettingsFactory = Callable[..., Settings]
 def make_settings(redis_url: str, redis: Redis, data_dir: Path) -> SettingsFactory:
     """Settings for a test's own stack; asking for them also flushes Redis (through ``redis``), so no state
     (rate limits, turns, conversations) leaks from one test into the next."""
+
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "redis_url": redis_url,

@@ -39,9 +39,7 @@ async def running_worker(settings: Settings, *, idle_poll_s: float = 0.5) -> Asy
 async def running_gateway(settings: Settings) -> AsyncIterator[str]:
     """Yields the gateway's base URL (``http://127.0.0.1:PORT``)."""
     # proxy_headers off as in production (gateway/__main__.py): X-Forwarded-For is ours to interpret.
-    async with serve_asgi(
-        create_app(settings), lifespan="on", ws="websockets-sansio", proxy_headers=False
-    ) as base_url:
+    async with serve_asgi(create_app(settings), lifespan="on", ws="websockets-sansio", proxy_headers=False) as base_url:
         yield base_url
 
 

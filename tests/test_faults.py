@@ -254,13 +254,12 @@ async def test_sigterm_lets_turns_finish_up_to_the_grace_then_ends_them(
 ) -> None:
     settings = cohere_settings(shutdown_grace_s=grace_s)
     await fake_cohere.set_knobs(tokens_per_second=tokens_per_second)
-    async with running_gateway(settings) as url, chat(url) as client:
-        async with worker_process(settings) as worker:
-            await client.send({"type": "ask", "question": "What is a ROS 2 topic?"})
-            turn = await client.collect(until="delta")
-            worker.proc.send_signal(signal.SIGTERM)
-            await client.collect(turn)
-            code = await asyncio.wait_for(worker.proc.wait(), grace_s + 5)
+    async with running_gateway(settings) as url, chat(url) as client, worker_process(settings) as worker:
+        await client.send({"type": "ask", "question": "What is a ROS 2 topic?"})
+        turn = await client.collect(until="delta")
+        worker.proc.send_signal(signal.SIGTERM)
+        await client.collect(turn)
+        code = await asyncio.wait_for(worker.proc.wait(), grace_s + 5)
     assert code == 0
     terminal = turn.terminal
     if outcome == "done":

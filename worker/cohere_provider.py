@@ -147,9 +147,7 @@ class CohereProvider:
         limiter = self._limits.get(endpoint)
         if limiter is None:
             return
-        decision = await limiter.acquire(
-            "all", cost, max_wait_s=self._settings.cohere_limit_max_wait_s
-        )
+        decision = await limiter.acquire("all", cost, max_wait_s=self._settings.cohere_limit_max_wait_s)
         if not decision.allowed:
             raise ProviderFailure(
                 ErrorCode.RATE_LIMITED,

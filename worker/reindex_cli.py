@@ -209,7 +209,7 @@ async def run_in_process(
                 await write_progress(redis, progress)
             return EXIT_CANNOT_START, None
         parts = build_cohere_client(settings)
-        cohere = CohereProvider(*parts, settings) if parts else None
+        cohere = CohereProvider(*parts, settings, redis) if parts else None  # the workers' shared limits
         cache = await EmbeddingCache.open(cache_path(settings.data_dir)) if cohere is not None else None
         keeper = asyncio.create_task(_keep_lock(redis, job_id)) if redis is not None else None
         try:

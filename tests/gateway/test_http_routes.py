@@ -70,9 +70,7 @@ async def test_metrics_count_turns_workers_and_relayed_events(make_settings: Set
     async with running_stack(make_settings()) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         assert (await client.post("/api/chat", json={"question": "What is a ROS 2 topic?"})).status_code == 200
         text = (await client.get("/metrics")).text
-    samples = {
-        line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and line[0] != "#"
-    }
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and line[0] != "#"}
     assert samples["tutor_turns_started_total"] == 1
     assert samples["tutor_workers_alive"] == 1 and samples["tutor_ready"] == 1
     assert samples["tutor_relay_events_total"] >= 5, "accepted, sources, deltas, citations, done"

@@ -658,7 +658,7 @@ class KnowledgeStore:
                     target, query=sparse, using=SPARSE_VECTOR, limit=limit, with_payload=True
                 )
             else:
-                depth = max(limit * 4, 20)
+                depth = max(limit * 2, 20)
                 prefetch = [models.Prefetch(query=unit_vector(query_vector), using=DENSE_VECTOR, limit=depth)]
                 if sparse.indices:
                     prefetch.append(models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=depth))
