@@ -97,7 +97,7 @@ def create_baseline_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.effective_redis_url)
         parts = build_cohere_client(settings)
-        cohere = CohereProvider(*parts, settings) if parts else None
+        cohere = CohereProvider(*parts, settings, redis) if parts else None
         store = await KnowledgeStore.open(settings)
         await ensure_indexed(store, settings, cohere)
         app.state.services = WorkerServices(

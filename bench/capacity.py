@@ -1,9 +1,10 @@
 """Capacity: the highest sustained arrival rate of new chats whose p95 time to first delta stays ≤ 1 s.
 
 Open loop, as real readers arrive: at a fixed rate a new chat starts no matter how the earlier ones are
-doing; each opens its own socket, asks one question, reads the answer and closes. Rates are stepped up
-until a step misses the bar (p95 time to first delta over the limit, or more than 1 % of chats failing);
-each step's figures cover the chats started after its warm-up, so they describe the steady state.
+doing; each opens its own socket, asks one question, reads the answer and closes. The rate doubles
+until a step misses the bar (p95 time to first delta over the limit, or more than 1 % of chats failing),
+then the gap is bisected; each step's figures cover the chats started after its warm-up, so they
+describe the steady state.
 """
 
 from __future__ import annotations
@@ -108,24 +109,27 @@ async def run_step(
 async def find_capacity(
     url: str,
     questions: Sequence[str],
-    rates: Sequence[float],
     *,
+    start_rate: float = 4.0,
+    max_rate: float = 256.0,
+    refine_steps: int = 2,
     limit_ms: float = 1000.0,
-    step_s: float = 12.0,
+    step_s: float = 10.0,
     warmup_s: float = 3.0,
-    budget_s: float = 180.0,
+    budget_s: float = 120.0,
     pause_s: float = 2.0,
+    turn_timeout_s: float = 10.0,
 ) -> dict[str, Any]:
-    """Step through ``rates`` (ascending) until one misses the bar or the time budget is spent."""
+    """Double the rate from ``start_rate`` until a step misses the bar, then bisect between the last rate
+    that passed and the first that did not ``refine_steps`` times; stop early when the budget is spent."""
     steps: list[dict[str, Any]] = []
     started = time.monotonic()
-    best: float | None = None
-    stopped_by = "all rates passed"
-    for rate in rates:
-        if time.monotonic() - started + step_s + 30 > budget_s:
-            stopped_by = "time budget"
-            break
-        step = await run_step(url, rate, questions, duration_s=step_s, warmup_s=warmup_s)
+    passed: float | None = None
+    failed: float | None = None
+    stopped_by = "search finished"
+
+    async def attempt(rate: float) -> bool:
+        step = await run_step(url, rate, questions, duration_s=step_s, warmup_s=warmup_s, turn_timeout_s=turn_timeout_s)
         figures = step.figures(limit_ms)
         steps.append(figures)
         print(
@@ -133,17 +137,42 @@ async def find_capacity(
             f"{figures['failed']}/{figures['chats']} failed -> {'ok' if figures['passed'] else 'over the bar'}",
             flush=True,
         )
-        if not figures["passed"]:
-            stopped_by = f"{rate:g}/s missed the bar"
-            break
-        best = rate
         await asyncio.sleep(pause_s)  # let the last chats of the step drain
+        return bool(figures["passed"])
+
+    def budget_left() -> bool:
+        return time.monotonic() - started + step_s + turn_timeout_s + pause_s <= budget_s
+
+    rate = start_rate
+    while rate <= max_rate:
+        if not budget_left():
+            stopped_by = "time budget"
+            break
+        if await attempt(rate):
+            passed, rate = rate, rate * 2
+        else:
+            failed = rate
+            break
+    for _ in range(refine_steps):
+        if failed is None:
+            break
+        low = passed or 0.0
+        middle = round((low + failed) / 2, 1)
+        if middle <= low or middle >= failed or not budget_left():
+            break
+        if await attempt(middle):
+            passed = middle
+        else:
+            failed = middle
+    if failed is None and stopped_by == "search finished":
+        stopped_by = f"reached {max_rate:g}/s"
     return {
         "limit_p95_time_to_first_delta_ms": limit_ms,
         "max_failed_share": MAX_FAILED_SHARE,
         "step_s": step_s,
         "warmup_s": warmup_s,
-        "highest_rate_passed_per_s": best,
+        "highest_rate_passed_per_s": passed,
+        "lowest_rate_failed_per_s": failed,
         "stopped_by": stopped_by,
         "steps": steps,
     }

@@ -367,8 +367,9 @@ def write_markdown(results: dict[str, Any], path: Path, raw: Path) -> None:
         idle_section(results.get("idle")),
         "## 4. Capacity",
         "Open loop, as readers arrive: new chats start at a fixed rate whatever the earlier ones are doing, each "
-        "on its own new socket (one question, then close). The rate steps up until p95 time to first delta goes "
-        "over 1 s or more than 1 % of chats fail.",
+        "on its own new socket (one question, then close). The rate doubles until p95 time to first delta goes "
+        "over 1 s or more than 1 % of chats fail (a chat not done in 10 s counts as failed), then the gap between "
+        "the last rate that passed and the first that did not is halved twice.",
         capacity_section(results.get("capacity"), "**Service**"),
         capacity_section(
             (results.get("baseline") or {}).get("capacity") if _ok(results.get("baseline")) else None, "**Baseline**"

@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     relay.add_argument("--relay-sentences", type=int, default=40, help="long answers: streaming dominates")
     relay.add_argument("--relay-duration", type=float, default=20.0)
     cap = parser.add_argument_group("3. capacity")
-    cap.add_argument("--rates", default="10,20,30,40,50,60,80,100,120,150", help="new chats per second, stepped")
+    cap.add_argument("--start-rate", type=float, default=4.0, help="new chats per second to start from (doubled)")
     cap.add_argument("--rate-step", type=float, default=10.0, help="seconds per rate (the first 3 are warm-up)")
     cap.add_argument("--capacity-budget", type=float, default=100.0, help="seconds for the whole search")
     idle = parser.add_argument_group("5. idle sockets")
@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.levels, args.level_duration = "1,20", 5.0
         args.relay_streams, args.relay_duration = 40, 6.0
-        args.rates, args.rate_step, args.capacity_budget = "5,10", 6.0, 60.0
+        args.start_rate, args.rate_step, args.capacity_budget = 5.0, 6.0, 60.0
         args.idle_sockets, args.idle_duration = 300, 8.0
     unknown = set(filter(None, args.skip.split(","))) - set(PHASES)
     if unknown:
@@ -229,7 +229,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         answer_sentences=args.sentences,
     )
     questions = load_questions()
-    rates = [float(v) for v in args.rates.split(",") if v.strip()]
     results: dict[str, Any] = {
         "suite": "bench.run",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -254,10 +253,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "capacity",
                     args.capacity_budget + 30,
                     lambda: find_capacity(
-                        stack.chat_url, questions, rates, step_s=args.rate_step, budget_s=args.capacity_budget
+                        stack.chat_url,
+                        questions,
+                        start_rate=args.start_rate,
+                        step_s=args.rate_step,
+                        budget_s=args.capacity_budget,
                     ),
                 ),
-                ("baseline", 150 + args.capacity_budget, lambda: baseline_phase(stack, args, questions, rates)),
+                ("baseline", 150 + args.capacity_budget, lambda: baseline_phase(stack, args, questions)),
                 ("idle", args.idle_duration + 90, lambda: idle_sockets(stack, args)),
             ]
             for name, limit, work in phases:
@@ -267,14 +270,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-async def baseline_phase(
-    stack: LocalStack, args: argparse.Namespace, questions: list[str], rates: list[float]
-) -> dict[str, Any]:
+async def baseline_phase(stack: LocalStack, args: argparse.Namespace, questions: list[str]) -> dict[str, Any]:
     return {
         "hop": await hop_levels(stack, args, questions, baseline=True),
         "relay": await relay_capacity(stack, args, questions, stack.baseline_chat_url),
         "capacity": await find_capacity(
-            stack.baseline_chat_url, questions, rates, step_s=args.rate_step, budget_s=args.capacity_budget
+            stack.baseline_chat_url,
+            questions,
+            start_rate=args.start_rate,
+            step_s=args.rate_step,
+            budget_s=args.capacity_budget,
         ),
     }
 

@@ -21,6 +21,7 @@ from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
+from worker.heartbeat_keeper import HeartbeatKeeper
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
 from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
 from worker.services import WorkerServices
@@ -40,6 +41,7 @@ class WorkerState:
         self.index_error: str | None = None
         self.changed = asyncio.Event()  # beat now, not at the next interval
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
+        self.keeper: HeartbeatKeeper | None = None  # repeats the last beat from a thread (overloaded loop)
 
 
 class TutorWorker(WakeableWorker):
@@ -99,7 +101,10 @@ async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWo
                 jobs_running=len(worker.tasks),
                 at=time.time(),
             )
-            await services.redis.set(keys.worker_heartbeat(state.worker_id), beat.model_dump_json(), ex=HEARTBEAT_TTL_S)
+            payload = beat.model_dump_json()
+            await services.redis.set(keys.worker_heartbeat(state.worker_id), payload, ex=HEARTBEAT_TTL_S)
+            if state.keeper is not None:
+                state.keeper.update(payload)
             if beat.collection_ready and not state.announced_ready.is_set():
                 logger.info("worker ready: '%s' has %d points", beat.collection, beat.points)
                 state.announced_ready.set()
@@ -132,6 +137,10 @@ def build_worker(
             metrics=TurnTimings(redis, settings.record_timings),
         )
         ctx["services"] = services
+        state.keeper = HeartbeatKeeper(
+            settings.effective_redis_url, keys.worker_heartbeat(state.worker_id), HEARTBEAT_TTL_S, HEARTBEAT_INTERVAL_S
+        )
+        state.keeper.start()
         background.append(asyncio.create_task(_beat(services, state, worker), name="heartbeat"))
         indexing = asyncio.create_task(_index_until_ready(services, state), name="first-index")
         background.append(indexing)
@@ -149,6 +158,8 @@ def build_worker(
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if state.keeper is not None:
+            await asyncio.to_thread(state.keeper.stop)  # before the key is deleted, or it would come back
         services: WorkerServices | None = ctx.get("services")
         if services is None:
             return
