@@ -39,7 +39,9 @@ class WorkerState:
         self.worker_id = uuid.uuid4().hex[:12]
         self.indexing = True
         self.index_error: str | None = None
-        self.changed = asyncio.Event()  # beat now, not at the next interval
+        self.changed = asyncio.Event()  # refresh the status now, not at the next interval
+        self.status: CollectionStatus | None = None
+        self.status_changed = asyncio.Event()  # beat now with the new status
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
         self.keeper: HeartbeatKeeper | None = None  # repeats the last beat from a thread (overloaded loop)
 
@@ -76,28 +78,34 @@ async def _index_until_ready(services: WorkerServices, state: WorkerState) -> No
             backoff = min(backoff * 2, 60.0)
 
 
-async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWorker) -> None:
-    settings = services.settings
-    last_status: CollectionStatus | None = None
+async def _refresh_status(services: WorkerServices, state: WorkerState) -> None:
+    """Keep ``state.status`` current. Separate from the beat: embedded Qdrant has one thread, and under load
+    a status call waits behind searches and upserts; the beat must go out on time regardless, with the last
+    status known, or the gateway's reaper takes a busy worker for a dead one."""
     while True:
         try:
-            try:
-                # Under load the store's calls wait behind searches (embedded Qdrant has one thread): the beat
-                # must still go out on time, with the last status known, or the gateway's reaper takes a busy
-                # worker for a dead one and ends all its turns with worker_lost (seen at 250 turns in flight).
-                status = last_status = await asyncio.wait_for(services.store.status(), HEARTBEAT_INTERVAL_S / 2)
-            except TimeoutError:
-                if last_status is None:
-                    raise
-                status = last_status
+            state.status = await services.store.status()
+            state.status_changed.set()
+        except Exception as exc:
+            logger.warning("collection status failed: %s", type(exc).__name__)
+        state.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.changed.wait(), HEARTBEAT_INTERVAL_S)
+
+
+async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWorker) -> None:
+    settings = services.settings
+    while True:
+        status = state.status
+        try:
             beat = WorkerHeartbeat(
                 worker_id=state.worker_id,
                 provider=settings.provider,
                 collection=settings.qdrant_collection,
-                collection_ready=status.exists and status.points > 0 and not state.indexing,
-                points=status.points,
-                qdrant_location=status.location,
-                qdrant_error=status.error or state.index_error,
+                collection_ready=status is not None and status.exists and status.points > 0 and not state.indexing,
+                points=status.points if status is not None else 0,
+                qdrant_location=status.location if status is not None else services.store.location,
+                qdrant_error=(status.error if status is not None else None) or state.index_error,
                 jobs_running=len(worker.tasks),
                 at=time.time(),
             )
@@ -110,9 +118,9 @@ async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWo
                 state.announced_ready.set()
         except Exception as exc:
             logger.warning("heartbeat failed: %s", type(exc).__name__)
-        state.changed.clear()
+        state.status_changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.changed.wait(), HEARTBEAT_INTERVAL_S)
+            await asyncio.wait_for(state.status_changed.wait(), HEARTBEAT_INTERVAL_S)
 
 
 def build_worker(
@@ -141,6 +149,7 @@ def build_worker(
             settings.effective_redis_url, keys.worker_heartbeat(state.worker_id), HEARTBEAT_TTL_S, HEARTBEAT_INTERVAL_S
         )
         state.keeper.start()
+        background.append(asyncio.create_task(_refresh_status(services, state), name="collection-status"))
         background.append(asyncio.create_task(_beat(services, state, worker), name="heartbeat"))
         indexing = asyncio.create_task(_index_until_ready(services, state), name="first-index")
         background.append(indexing)
