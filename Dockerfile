@@ -30,16 +30,13 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
 # release only); the image test turns this on there, and only when a pin's Requires-Python is not met.
 ARG PIP_IGNORE_REQUIRES_PYTHON=0
 
-# Dependencies first, from the pinned set alone, so a code change does not reinstall them. The lock file
-# also records the lock machine's local package mirrors (file:// and /opt paths), which no image build
-# has; they are dropped so pip does not warn about each of them for every package. The venv has no pip
-# or setuptools of its own (the base image's pip installs into it): nothing needs them at run time.
+# Dependencies first, from the pinned set alone, so a code change does not reinstall them. The venv has
+# no pip or setuptools of its own (the base image's pip installs into it): nothing needs them at run time.
 # Libraries' own test suites (numpy's alone is 17 MB) are never imported by the service: removed.
 COPY requirements.txt /tmp/requirements.txt
-RUN sed -E '/^--(extra-index-url|index-url|find-links)[ =]+(file:|\/)/d' /tmp/requirements.txt >/tmp/pinned.txt \
-    && python -m venv --without-pip /opt/venv \
+RUN python -m venv --without-pip /opt/venv \
     && python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-warn-script-location \
-        -r /tmp/pinned.txt \
+        -r /tmp/requirements.txt \
     && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------------

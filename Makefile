@@ -80,8 +80,8 @@ image-test: venv hadolint
 
 ## lock: recompile the pinned dependency sets from requirements*.in
 lock: venv
-	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe -o requirements.txt requirements.in
-	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe -o requirements-dev.txt requirements-dev.in
+	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
