@@ -25,7 +25,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from shared.cohere_client import build_cohere_client
+from shared.cohere_client import build_cohere_clients
 from shared.jobs import TurnJob
 from shared.logs import configure_logging
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, _Event, bad_frame, client_frame_adapter
@@ -96,8 +96,8 @@ def create_baseline_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.effective_redis_url)
-        parts = build_cohere_client(settings)
-        cohere = CohereProvider(*parts, settings, redis) if parts else None
+        parts = build_cohere_clients(settings)
+        cohere = CohereProvider(parts, settings, redis) if parts else None
         store = await KnowledgeStore.open(settings)
         await ensure_indexed(store, settings, cohere)
         app.state.services = WorkerServices(

@@ -36,7 +36,7 @@ from rich.table import Table
 from eval.docusaurus_site import render_site, site_app
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import running_fake_cohere, serve_asgi
-from shared.cohere_client import build_cohere_client
+from shared.cohere_client import build_cohere_clients
 from shared.settings import Settings
 from worker.cohere_provider import CohereProvider
 from worker.knowledge.indexing import index_book
@@ -129,9 +129,9 @@ async def evaluate_book(
                 cohere_api_key="eval-key-0123456789",
                 cohere_base_url=fake.base_url,
             )
-            parts = build_cohere_client(hybrid_settings)
+            parts = build_cohere_clients(hybrid_settings)
             assert parts is not None
-            cohere = CohereProvider(*parts, hybrid_settings)
+            cohere = CohereProvider(parts, hybrid_settings)
             sparse_store = await KnowledgeStore.open(sparse_settings)
             hybrid_store = await KnowledgeStore.open(hybrid_settings)
             try:

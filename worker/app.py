@@ -13,7 +13,7 @@ from arq import func
 from arq.connections import RedisSettings
 
 from shared import keys
-from shared.cohere_client import build_cohere_client
+from shared.cohere_client import build_cohere_clients
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
 from shared.reindex import JOB_TIMEOUT_S
@@ -131,8 +131,8 @@ def build_worker(
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
-        cohere_parts = build_cohere_client(settings)
-        cohere = CohereProvider(*cohere_parts, settings, redis) if cohere_parts else None
+        cohere_parts = build_cohere_clients(settings)
+        cohere = CohereProvider(cohere_parts, settings, redis) if cohere_parts else None
         store = await KnowledgeStore.open(settings)
         services = WorkerServices(
             settings=settings,

@@ -20,10 +20,11 @@ import httpx
 from cohere.core.api_error import ApiError
 from redis.asyncio import Redis
 
+from shared.cohere_client import CohereClients
 from shared.protocol import ErrorCode
 from shared.rate_limit import RateLimiter
 from shared.settings import Settings
-from worker.cohere_stream import chat_stream_pool, stream_chat_events
+from worker.cohere_stream import stream_chat_events
 from worker.knowledge.store import Passage
 
 logger = logging.getLogger(__name__)
@@ -104,15 +105,14 @@ def classify(exc: BaseException) -> tuple[bool, ProviderFailure]:
 class CohereProvider:
     def __init__(
         self,
-        client: cohere.AsyncClientV2,
-        http: httpx.AsyncClient,
+        clients: CohereClients,
         settings: Settings,
         redis: Redis | None = None,
         *,
         attempts: int = 3,
     ) -> None:
-        self._client = client
-        self._http = http
+        self._clients = clients
+        self._client = clients.api
         # Shared by all workers: a burst of asks waits here (its clients already saw ``accepted``)
         # instead of turning into a storm of 429s from Cohere. Without Redis (tools, evaluation) no limit.
         self._limits = (
@@ -126,14 +126,9 @@ class CohereProvider:
         )
         self._settings = settings
         self._attempts = attempts
-        # Answers stream on a pool of their own (see worker/cohere_stream.py): httpcore scans every
-        # connection of a pool on each request, so short embed/rerank calls must not share one with
-        # hundreds of open streams.
-        self._streams = chat_stream_pool(settings.cohere_timeout_s)
 
     async def close(self) -> None:
-        await self._http.aclose()
-        await self._streams.aclose()
+        await self._clients.aclose()
 
     async def _backoff(self, attempt: int, failure: ProviderFailure) -> None:
         delay = min(4.0, 0.25 * 2**attempt)
@@ -222,19 +217,28 @@ class CohereProvider:
     async def stream_answer(
         self, system: str, history: Sequence[ChatTurn], question: str, documents: Sequence[ChatDocument]
     ) -> AsyncIterator[TextPiece | CitationPiece]:
-        messages: list[dict[str, str]] = [{"role": "system", "content": system}]
-        messages += [{"role": turn.role, "content": turn.text} for turn in history]
-        messages.append({"role": "user", "content": question})
-        docs = [{"id": d.id, "data": {"title": d.title, "snippet": d.text, "url": d.url}} for d in documents]
-        body = {"model": self._settings.cohere_chat_model, "messages": messages, "documents": docs}
+        messages: list[cohere.ChatMessageV2] = [cohere.SystemChatMessageV2(content=system)]
+        for turn in history:
+            if turn.role == "user":
+                messages.append(cohere.UserChatMessageV2(content=turn.text))
+            else:
+                messages.append(cohere.AssistantChatMessageV2(content=turn.text))
+        messages.append(cohere.UserChatMessageV2(content=question))
+        docs = [cohere.Document(id=d.id, data={"title": d.title, "snippet": d.text, "url": d.url}) for d in documents]
         known_ids = {d.id for d in documents}
         for attempt in range(self._attempts):
             produced = False
             finished = False
             await self._within_limit("chat")
             try:
-                # Decoded by us, not by the SDK's chat_stream: see worker/cohere_stream.py (CPU per token).
-                async for event in stream_chat_events(self._client, self._streams, body):
+                # The SDK's raw response, decoded by us: see worker/cohere_stream.py (CPU per token).
+                events = stream_chat_events(
+                    self._clients.streams,
+                    model=self._settings.cohere_chat_model,
+                    messages=messages,
+                    documents=docs,
+                )
+                async for event in events:
                     kind = event.get("type")
                     if kind == "content-delta":
                         text = _content_text(event)

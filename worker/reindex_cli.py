@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from shared import keys
-from shared.cohere_client import build_cohere_client
+from shared.cohere_client import build_cohere_clients
 from shared.health import WorkerHeartbeat
 from shared.jobs import ReindexMode, job_deserializer, job_serializer
 from shared.logs import configure_logging
@@ -208,8 +208,8 @@ async def run_in_process(
                 progress.status, progress.stage, progress.error = "failed", "done", str(exc)
                 await write_progress(redis, progress)
             return EXIT_CANNOT_START, None
-        parts = build_cohere_client(settings)
-        cohere = CohereProvider(*parts, settings, redis) if parts else None  # the workers' shared limits
+        parts = build_cohere_clients(settings)
+        cohere = CohereProvider(parts, settings, redis) if parts else None  # the workers' shared limits
         cache = await EmbeddingCache.open(cache_path(settings.data_dir)) if cohere is not None else None
         keeper = asyncio.create_task(_keep_lock(redis, job_id)) if redis is not None else None
         try:
