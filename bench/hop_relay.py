@@ -129,6 +129,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--first-token-ms", type=float, default=300.0)
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--sentences", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (each further one with its own embedded Qdrant)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/hop_relay.json"))
     parser.add_argument("--workdir", type=Path, default=None, help="where logs and data go (default: a temp dir)")
     return parser.parse_args(argv)
@@ -145,7 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = load_questions()
     with tempfile.TemporaryDirectory(prefix="bench-hop-") as tmp:
         workdir = args.workdir or Path(tmp)
-        async with LocalStack(workdir, fake) as stack:
+        async with LocalStack(workdir, fake, workers=args.workers) as stack:
             # One turn first: connections, scripts and caches warm, so level 1 is not its cold start.
             await measure_level(stack, 1, duration_s=1.0, questions=questions)
             results = []
@@ -160,6 +163,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "fake_cohere": fake.as_knobs(),
         "fake_latency_before_first_token_ms": fake.latency_before_first_token_ms,
         "duration_per_level_s": args.duration,
+        "workers": args.workers,
         "levels": results,
         "notes": [
             "the load generator runs on the same machine as the stack and shares its CPUs",

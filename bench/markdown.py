@@ -67,42 +67,34 @@ def _starved(cpu: dict[str, Any]) -> str:
     return ", ".join(parts) or NONE
 
 
+def _hop_rows(results: dict[str, Any], in_flight: int) -> list[tuple[str, str, str, str]]:
+    """Queue hop, first delta minus the fake, and the architecture's share of it, against the hop target
+    (which the issue sets at 100 in flight; the other levels are shown against it for reference)."""
+    level = _level(results.get("hop"), in_flight)
+    if not level:
+        return []
+    baseline = results.get("baseline")
+    base = _level(baseline.get("hop") if isinstance(baseline, dict) and _ok(baseline) else None, in_flight)
+    target = "≤ 5 / ≤ 25 ms" if in_flight == 100 else "(≤ 5 / ≤ 25 ms at 100)"
+
+    def row(label: str, p50: float | None, p99: float | None) -> tuple[str, str, str, str]:
+        ok = p50 is not None and p99 is not None and p50 <= 5 and p99 <= 25
+        return (f"{label} at {in_flight} in flight, p50 / p99", target, f"{_n(p50)} / {_n(p99)} ms", _verdict(ok))
+
+    hop, added = level["queue_hop_ms"], level["added_before_first_delta_ms"]
+    rows = [
+        row("queue hop (worker-side)", hop["p50"], hop["p99"]),
+        row("first delta - fake's latency", added["p50"], added["p99"]),
+    ]
+    if base and added["p50"] is not None and base["added_before_first_delta_ms"]["p50"] is not None:
+        b = base["added_before_first_delta_ms"]
+        rows.append(row("… of which the queue architecture (service - baseline)", added["p50"] - b["p50"],
+                        added["p99"] - b["p99"]))  # fmt: skip
+    return rows
+
+
 def headline(results: dict[str, Any]) -> str:
-    rows = []
-    hop100 = _level(results.get("hop"), 100)
-    base100 = _level((results.get("baseline") or {}).get("hop") if _ok(results.get("baseline")) else None, 100)
-    if hop100:
-        hop = hop100["queue_hop_ms"]
-        ok = hop["p50"] is not None and hop["p50"] <= 5 and hop["p99"] <= 25
-        rows.append(
-            (
-                "queue hop at 100 in flight (worker-side), p50 / p99",
-                "≤ 5 / ≤ 25 ms",
-                f"{_n(hop['p50'])} / {_n(hop['p99'])} ms",
-                _verdict(ok),
-            )
-        )
-        added = hop100["added_before_first_delta_ms"]
-        ok = added["p50"] is not None and added["p50"] <= 5 and added["p99"] <= 25
-        rows.append(
-            (
-                "first delta - fake's latency at 100 in flight, p50 / p99",
-                "≤ 5 / ≤ 25 ms",
-                f"{_n(added['p50'])} / {_n(added['p99'])} ms",
-                _verdict(ok),
-            )
-        )
-        if base100:
-            base = base100["added_before_first_delta_ms"]
-            if added["p50"] is not None and base["p50"] is not None:
-                rows.append(
-                    (
-                        "… of which the queue architecture (service - baseline), p50 / p99",
-                        "≤ 5 / ≤ 25 ms",
-                        f"{_n(added['p50'] - base['p50'])} / {_n(added['p99'] - base['p99'])} ms",
-                        _verdict(added["p50"] - base["p50"] <= 5 and added["p99"] - base["p99"] <= 25),
-                    )
-                )
+    rows = _hop_rows(results, 1) + _hop_rows(results, 100)
     relay = results.get("relay")
     if _ok(relay):
         rows.append(
@@ -336,6 +328,9 @@ def write_markdown(results: dict[str, Any], path: Path, raw: Path) -> None:
         "what the service adds.",
         "## Headline",
         headline(results),
+        "A closed-loop level asks for about *in flight / whole-turn time* new turns per second (100 in flight at "
+        "~2 s a turn is ~50/s). Where that is above the capacity row, turns queue and the hop measures the wait "
+        "for a busy worker rather than the overhead of the hop itself; sections 1 and 4 show both.",
         "## 1. Hop overhead",
         "Each simulated user asks, reads the whole answer, and asks again at once, so the number of chats in flight "
         "stays at the level. Figures cover the turns started after the ramp-up. *First delta* is measured by the "
@@ -404,3 +399,17 @@ def _turn_times(results: dict[str, Any]) -> str:
         for lv in levels
     ]
     return _table(("in flight", "turns", "p50 / p90 (ms)", "p95 (ms)", "p99 / max (ms)", "p95 ≤ 3 s"), rows)
+
+
+def main() -> None:
+    """``python -m bench.markdown RESULTS.json``: write BENCHMARKS.md again from a run's raw figures."""
+    import json
+    import sys
+
+    raw = Path(sys.argv[1]).resolve()
+    results = json.loads(raw.read_text())
+    write_markdown(results, ROOT / "BENCHMARKS.md", raw.relative_to(ROOT) if raw.is_relative_to(ROOT) else raw)
+
+
+if __name__ == "__main__":
+    main()

@@ -65,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     cap = parser.add_argument_group("3. capacity")
     cap.add_argument("--start-rate", type=float, default=4.0, help="new chats per second to start from (doubled)")
     cap.add_argument("--rate-step", type=float, default=10.0, help="seconds per rate (the first 3 are warm-up)")
-    cap.add_argument("--capacity-budget", type=float, default=100.0, help="seconds for the whole search")
+    cap.add_argument("--capacity-budget", type=float, default=140.0, help="seconds for the whole search")
     idle = parser.add_argument_group("5. idle sockets")
     idle.add_argument("--idle-sockets", type=int, default=10_000)
     idle.add_argument("--idle-duration", type=float, default=50.0, help="seconds from the first open to the census")

@@ -179,11 +179,13 @@ class LocalStack:
         *,
         extra_env: dict[str, str] | None = None,
         with_app: bool = True,
+        workers: int = 1,
     ) -> None:
         self.workdir = workdir
         self.fake = fake
         self.extra_env = extra_env or {}
         self.with_app = with_app
+        self.workers = workers
         self.processes: dict[str, ManagedProcess] = {}
         self.redis_port = free_port()
         self.fake_port = free_port()
@@ -272,8 +274,31 @@ class LocalStack:
         if self.with_app:
             data_dir = self.workdir / "data"
             self._spawn("worker", _python_module("worker"), self.service_env(data_dir, self.gateway_port))
+            for n in range(2, self.workers + 1):
+                # Embedded Qdrant is one process's: each further worker indexes its own copy of the book.
+                env = self.service_env(self.workdir / f"data-{n}", self.gateway_port)
+                self._spawn(f"worker{n}", _python_module("worker"), env)
             self._spawn("gateway", _python_module("gateway"), self.service_env(data_dir, self.gateway_port))
-            await self.wait_ready(self.gateway_url, ("worker", "gateway"))
+            service = tuple(name for name in self.processes if name.startswith(("worker", "gateway")))
+            await self.wait_ready(self.gateway_url, service)
+            await self._wait_for_workers(service)
+
+    async def _wait_for_workers(self, names: tuple[str, ...]) -> None:
+        """Until every worker's heartbeat says its collection is ready (``/ready`` needs only one)."""
+        assert self.redis is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            ready = 0
+            async for key in self.redis.scan_iter(match=keys.WORKER_HEARTBEAT_PREFIX + "*"):
+                beat = await self.redis.get(key)
+                ready += bool(beat and b'"collection_ready":true' in beat)
+            if ready >= self.workers:
+                return
+            for name in names:
+                self.processes[name].check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ready} of {self.workers} workers ready after {START_TIMEOUT_S:.0f}s")
+            await asyncio.sleep(0.2)
 
     async def start_baseline(self) -> None:
         """The in-process baseline (bench/baseline_app.py) on its own port, with its own embedded Qdrant."""

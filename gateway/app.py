@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,8 @@ from shared.rate_limit import RateLimiter
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+REAPER_STOP_S = 2.0
 
 
 def build_redis(settings: Settings) -> ArqRedis:
@@ -57,15 +58,19 @@ def create_app(settings: Settings) -> FastAPI:
             sockets=SocketCounter(settings.max_sockets_per_client),
             metrics=GatewayMetrics(relay),
         )
-        reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events), name="reaper")
+        stop_reaper = asyncio.Event()
+        reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events, stop_reaper), name="reaper")
         logger.info("gateway ready on port %d (provider: %s)", settings.port, settings.provider)
         try:
             yield
         finally:
-            for task in (reaper, *app.state.services.abandoned):
+            stop_reaper.set()
+            for task in app.state.services.abandoned:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            # Bounded: shutdown must finish even if a task ignores its stop (see run_reaper).
+            await asyncio.wait({reaper}, timeout=REAPER_STOP_S)
+            if not reaper.done():
+                reaper.cancel()
             await relay.stop()
             await redis.aclose(close_connection_pool=True)
 

@@ -57,10 +57,16 @@ async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
     return ended
 
 
-async def run_reaper(redis: Redis, events: TurnEventWriter, interval_s: float = REAP_INTERVAL_S) -> None:
-    while True:
+async def run_reaper(
+    redis: Redis, events: TurnEventWriter, stop: asyncio.Event, interval_s: float = REAP_INTERVAL_S
+) -> None:
+    """Until ``stop`` is set. A stop event rather than cancellation alone: a cancellation that lands inside
+    a Redis call can be swallowed by the client (seen in tests), and the gateway's shutdown then waited on
+    this task for ever."""
+    while not stop.is_set():
         try:
             await reap_lost_workers(redis, events)
         except (RedisError, OSError) as exc:
             logger.debug("reaper pass skipped: %s", type(exc).__name__)
-        await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

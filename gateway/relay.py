@@ -105,11 +105,15 @@ class TurnRelay:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(RedisError, OSError):
-            await self._writer.delete(self._wake_key)
-        await self._reader.aclose()
+            # Bounded: a cancellation delivered inside a Redis call can be swallowed by the client, and a
+            # shutdown must not wait for ever on it (the process is going away; the task goes with it).
+            await asyncio.wait({self._task}, timeout=2.0)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._writer.delete(self._wake_key)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._reader.aclose()
 
     def watched_turns(self) -> int:
         return len(self._subs) + len(self._pending)

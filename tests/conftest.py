@@ -133,3 +133,41 @@ def cohere_settings(make_settings: SettingsFactory, fake_cohere: RunningFake) ->
         return make_settings(**values)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _dump_tasks_before_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """If a test is about to hit pytest-timeout, print every asyncio task's stack first (pytest-timeout only
+    shows threads, and an async hang is a task waiting on something)."""
+    import asyncio
+    import sys
+    import threading
+
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
+    if not limit:
+        yield
+        return
+    loops: list[asyncio.AbstractEventLoop] = []
+    original = asyncio.BaseEventLoop.run_forever
+
+    def dump() -> None:
+        for loop in loops:
+            for task in asyncio.all_tasks(loop):
+                print(f"--- task {task.get_name()}", file=sys.stderr)
+                task.print_stack(limit=12, file=sys.stderr)
+
+    timer = threading.Timer(limit - 5, lambda: [loop.call_soon_threadsafe(dump) for loop in loops])
+    timer.daemon = True
+
+    def run_forever(self: asyncio.BaseEventLoop) -> None:
+        loops.append(self)
+        original(self)
+
+    asyncio.BaseEventLoop.run_forever = run_forever  # type: ignore[method-assign]
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        asyncio.BaseEventLoop.run_forever = original  # type: ignore[method-assign]
