@@ -8,6 +8,7 @@ small key, allows a configured burst, and says exactly how long to wait when it 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -38,6 +39,25 @@ class Decision:
     retry_after_s: float
 
 
+_SLIDING_WINDOW = """
+-- KEYS[1] the subject's sorted set of admitted units (score: ms); ARGV[1] window in ms; ARGV[2] most units in
+-- any window; ARGV[3] units this request costs; ARGV[4] a unique id for this request's members.
+-- Returns 0 (admitted) or the ms until enough units have left the window.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+if used + cost > limit then
+  local freed = redis.call('ZRANGE', KEYS[1], used + cost - limit - 1, used + cost - limit - 1, 'WITHSCORES')
+  return math.max(1, math.ceil(tonumber(freed[2]) + window - now))
+end
+for i = 1, cost do redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. i) end
+redis.call('PEXPIRE', KEYS[1], window + 1000)
+return 0
+"""
+
+
 class RateLimiter:
     """``per_minute`` requests a minute sustained, bursts of up to ``burst``; ``per_minute <= 0`` disables it."""
 
@@ -59,11 +79,37 @@ class RateLimiter:
         return Decision(wait <= 0, wait / 1000)
 
     async def acquire(self, subject: str, cost: int = 1, *, max_wait_s: float) -> Decision:
-        """Wait (up to ``max_wait_s`` in all) until the request fits; the last refusal if it never does."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_wait_s
-        while True:
-            decision = await self.check(subject, cost)
-            if decision.allowed or loop.time() + decision.retry_after_s > deadline:
-                return decision
-            await asyncio.sleep(decision.retry_after_s)
+        return await _acquire(self, subject, cost, max_wait_s)
+
+
+async def _acquire(limiter: RateLimiter | WindowLimiter, subject: str, cost: int, max_wait_s: float) -> Decision:
+    """Wait (up to ``max_wait_s`` in all) until the request fits; the last refusal if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_wait_s
+    while True:
+        decision = await limiter.check(subject, cost)
+        if decision.allowed or loop.time() + decision.retry_after_s > deadline:
+            return decision
+        await asyncio.sleep(decision.retry_after_s)
+
+
+class WindowLimiter:
+    """At most ``per_minute`` units in any 60 s: the shape of Cohere's own limits, so a burst up to the limit
+    goes at once and nothing beyond it ever reaches Cohere to be refused. ``per_minute <= 0`` disables it."""
+
+    def __init__(self, redis: Redis, scope: str, per_minute: float) -> None:
+        self._script = redis.register_script(_SLIDING_WINDOW)
+        self._scope = scope
+        self._limit = int(per_minute)
+
+    async def check(self, subject: str, cost: int = 1) -> Decision:
+        if self._limit <= 0:
+            return Decision(True, 0.0)
+        cost = max(1, min(cost, self._limit))
+        wait_ms = await self._script(
+            keys=[keys.rate_limit(self._scope, subject)], args=[60_000, self._limit, cost, uuid.uuid4().hex]
+        )
+        return Decision(float(wait_ms) <= 0, float(wait_ms) / 1000)
+
+    async def acquire(self, subject: str, cost: int = 1, *, max_wait_s: float) -> Decision:
+        return await _acquire(self, subject, cost, max_wait_s)

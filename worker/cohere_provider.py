@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from shared.cohere_client import CohereClients
 from shared.protocol import ErrorCode
-from shared.rate_limit import RateLimiter
+from shared.rate_limit import WindowLimiter
 from shared.settings import Settings
 from worker.cohere_stream import stream_chat_events
 from worker.knowledge.store import Passage
@@ -117,9 +117,9 @@ class CohereProvider:
         # instead of turning into a storm of 429s from Cohere. Without Redis (tools, evaluation) no limit.
         self._limits = (
             {
-                "chat": RateLimiter(redis, "cohere-chat", settings.cohere_chat_per_minute),
-                "embed": RateLimiter(redis, "cohere-embed", settings.cohere_embed_inputs_per_minute),
-                "rerank": RateLimiter(redis, "cohere-rerank", settings.cohere_rerank_per_minute),
+                "chat": WindowLimiter(redis, "cohere-chat", settings.cohere_chat_per_minute),
+                "embed": WindowLimiter(redis, "cohere-embed", settings.cohere_embed_inputs_per_minute),
+                "rerank": WindowLimiter(redis, "cohere-rerank", settings.cohere_rerank_per_minute),
             }
             if redis is not None
             else {}
