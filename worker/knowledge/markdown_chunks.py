@@ -115,7 +115,7 @@ def chunk_book(
     _check_bounds(max_words, overlap_words)
     parser = new_parser()
     book = ChunkedBook()
-    for path, doc in _markdown_files(source):
+    for path, doc in markdown_files(source):
         name = PurePosixPath(doc)
         if any(part.startswith("_") for part in name.parts):
             book.skipped.append(SkippedFile(doc, "partial (a name starting with '_' is not a page)"))
@@ -136,7 +136,8 @@ def chunk_book(
     return book
 
 
-def _markdown_files(source: Path) -> Iterator[tuple[Path, str]]:
+def markdown_files(source: Path) -> Iterator[tuple[Path, str]]:
+    """Markdown/MDX files under ``source`` in a stable order, as (path, doc relative to ``source``)."""
     for root, dirs, files in os.walk(source):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
         for name in sorted(files):

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import posixpath
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -26,7 +25,12 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from worker.knowledge.html_pages import page_markdown
-from worker.knowledge.markdown_chunks import MARKDOWN_SUFFIXES, MAX_FILE_BYTES, DocumentError, read_markdown_file
+from worker.knowledge.markdown_chunks import (
+    MAX_FILE_BYTES,
+    DocumentError,
+    markdown_files,
+    read_markdown_file,
+)
 
 SITEMAP_TIMEOUT_S = 10.0
 PAGE_TIMEOUT_S = 10.0
@@ -100,17 +104,6 @@ async def load_source(
 
 # --------------------------------------------------------------------------------------------------
 # A folder
-
-
-def markdown_files(source: Path) -> Iterator[tuple[Path, str]]:
-    """Markdown/MDX files under ``source`` in a stable order, as (path, doc relative to ``source``)."""
-    for root, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
-        for name in sorted(files):
-            if name.startswith(".") or not name.lower().endswith(MARKDOWN_SUFFIXES):
-                continue
-            path = Path(root, name)
-            yield path, path.relative_to(source).as_posix()
 
 
 def load_folder(source: Path, on_progress: ProgressCallback | None = None) -> LoadedSource:
