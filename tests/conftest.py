@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import RunningFake, running_fake_cohere
+from shared.redis_server import redis_server_args
 from shared.settings import Settings
 
 
@@ -25,6 +26,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def redis_argv(binary: str, port: int, workdir: Path) -> list[str]:
+    """A test's redis-server, configured as the product's embedded one (``shared.redis_server``) but on a
+    loopback port, and logging at notice level so a test can wait for "Ready to accept connections"."""
+    settings = IsolatedSettings(redis_url=f"redis://127.0.0.1:{port}/0", data_dir=workdir)
+    return [binary, *redis_server_args(settings)[1:], "--loglevel", "notice"]
 
 
 @pytest.fixture(scope="session")
@@ -36,19 +44,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
+        redis_argv(binary, port, workdir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -133,41 +129,3 @@ def cohere_settings(make_settings: SettingsFactory, fake_cohere: RunningFake) ->
         return make_settings(**values)
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def _dump_tasks_before_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
-    """If a test is about to hit pytest-timeout, print every asyncio task's stack first (pytest-timeout only
-    shows threads, and an async hang is a task waiting on something)."""
-    import asyncio
-    import sys
-    import threading
-
-    marker = request.node.get_closest_marker("timeout")
-    limit = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
-    if not limit:
-        yield
-        return
-    loops: list[asyncio.AbstractEventLoop] = []
-    original = asyncio.BaseEventLoop.run_forever
-
-    def dump() -> None:
-        for loop in loops:
-            for task in asyncio.all_tasks(loop):
-                print(f"--- task {task.get_name()}", file=sys.stderr)
-                task.print_stack(limit=12, file=sys.stderr)
-
-    timer = threading.Timer(limit - 5, lambda: [loop.call_soon_threadsafe(dump) for loop in loops])
-    timer.daemon = True
-
-    def run_forever(self: asyncio.BaseEventLoop) -> None:
-        loops.append(self)
-        original(self)
-
-    asyncio.BaseEventLoop.run_forever = run_forever  # type: ignore[method-assign]
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        asyncio.BaseEventLoop.run_forever = original  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from fake_cohere.testing import RunningFake
 from shared import keys
-from tests.conftest import SettingsFactory, free_port
+from tests.conftest import SettingsFactory, free_port, redis_argv
 from tests.stack import ChatClient, chat, running_gateway, running_stack, running_worker, worker_process, worker_ready
 
 
@@ -79,17 +79,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary is not None
         self.proc = await asyncio.create_subprocess_exec(
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.workdir),
+            *redis_argv(binary, self.port, self.workdir),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
