@@ -17,6 +17,8 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from shared.waiting import wait_event
+
 from .chat import Answer, stream_events
 
 if TYPE_CHECKING:
@@ -65,8 +67,7 @@ async def _wait_for_disconnect(receive: Receive, disconnected: asyncio.Event) ->
 
 async def _pause(seconds: float, disconnected: asyncio.Event) -> None:
     if seconds > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(disconnected.wait(), seconds)
+        await wait_event(disconnected, seconds)
 
 
 class EventStream(Response):

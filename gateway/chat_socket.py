@@ -32,6 +32,7 @@ from shared.protocol import (
     describe_validation_error,
 )
 from shared.turn_events import TurnStreamLost
+from shared.waiting import wait_event
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -189,7 +190,8 @@ class ChatSession:
             code = CLOSE_TRY_AGAIN_LATER if self.evicted.is_set() else 1000
             # A client that stopped reading may never take the close frame either: do not wait on it.
             with contextlib.suppress(RuntimeError, OSError, TimeoutError, WebSocketDisconnect):
-                await asyncio.wait_for(self.websocket.close(code), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self.websocket.close(code)
 
 
 async def forward_turn_events(
@@ -200,17 +202,14 @@ async def forward_turn_events(
     ask ends."""
     deadline = services.settings.turn_timeout_s + 5
     async with services.relay.subscribe(turn_id, push, after) as sub:
-        try:
-            await asyncio.wait_for(sub.terminal.wait(), deadline)
-        except TimeoutError:
+        if not await wait_event(sub.terminal, deadline):
             with contextlib.suppress(TurnStreamLost):
                 await services.turns.events.append(
                     turn_id,
                     [ErrorEvent(turn_id=turn_id, code=ErrorCode.TIMEOUT, message="the turn took too long")],
                 )
             await services.turns.cancel(turn_id, message="the turn took too long")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.terminal.wait(), 5)
+            await wait_event(sub.terminal, 5)
 
 
 def schedule_cancel_if_abandoned(services: GatewayServices, turn_id: str) -> None:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from shared import keys
 from shared.protocol import ErrorCode, ErrorEvent
 from shared.turn_events import TurnEventWriter, TurnStreamLost
+from shared.waiting import wait_event
 
 logger = logging.getLogger(__name__)
 
@@ -68,5 +69,4 @@ async def run_reaper(
             await reap_lost_workers(redis, events)
         except (RedisError, OSError) as exc:
             logger.debug("reaper pass skipped: %s", type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+        await wait_event(stop, interval_s)

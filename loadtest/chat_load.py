@@ -8,7 +8,6 @@ their time limit). A hard deadline cancels whatever is still running, so a run a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections import Counter
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loadtest.client import CLIENT_TIMEOUT, CONNECTION_LOST, ChatConnection, TurnRecord, describe_connect_error
+from shared.waiting import wait_event
 
 CONNECT_ATTEMPTS = 3  # per connection a user needs; then the user gives up (counted in the report)
 FAILURE_PAUSE_S = 0.5  # least a user waits after a failed turn
@@ -113,8 +113,7 @@ class ChatLoad:
     async def _pause(self, seconds: float) -> bool:
         """Sleep unless stopped first; True if the run should go on."""
         if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), seconds)
+            await wait_event(self._stop, seconds)
         return not self._stop.is_set()
 
     async def _connect(self) -> ChatConnection | None:

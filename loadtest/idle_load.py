@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.client import ChatConnection, describe_connect_error
+from shared.waiting import wait_event
 
 CLOSE_GRACE_S = 10.0
 
@@ -90,8 +91,7 @@ class IdleLoad:
     async def _open_one(self, index: int, gate: asyncio.Semaphore) -> None:
         plan = self.plan
         if plan.sockets > 1 and plan.ramp_up_s > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), plan.ramp_up_s * index / plan.sockets)
+            await wait_event(self._stop, plan.ramp_up_s * index / plan.sockets)
         if self._stop.is_set():
             return
         async with gate:
@@ -126,8 +126,7 @@ class IdleLoad:
             remaining = until - time.perf_counter()
             if remaining <= 0 or self._stop.is_set():
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), min(self.plan.ping_interval_s, remaining))
+            await wait_event(self._stop, min(self.plan.ping_interval_s, remaining))
             if time.perf_counter() < until and not self._stop.is_set():
                 self.rounds.append(await self._ping_all())
 

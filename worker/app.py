@@ -19,6 +19,7 @@ from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
 from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
+from shared.waiting import wait_event
 from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
 from worker.heartbeat_keeper import HeartbeatKeeper
@@ -30,6 +31,8 @@ from worker.turn import run_turn
 from worker.wakeable_worker import WakeableWorker
 
 logger = logging.getLogger(__name__)
+
+BACKGROUND_STOP_S = 5.0
 
 
 class WorkerState:
@@ -89,8 +92,7 @@ async def _refresh_status(services: WorkerServices, state: WorkerState) -> None:
         except Exception as exc:
             logger.warning("collection status failed: %s", type(exc).__name__)
         state.changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.changed.wait(), HEARTBEAT_INTERVAL_S)
+        await wait_event(state.changed, HEARTBEAT_INTERVAL_S)
 
 
 async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWorker) -> None:
@@ -119,8 +121,7 @@ async def _beat(services: WorkerServices, state: WorkerState, worker: WakeableWo
         except Exception as exc:
             logger.warning("heartbeat failed: %s", type(exc).__name__)
         state.status_changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.status_changed.wait(), HEARTBEAT_INTERVAL_S)
+        await wait_event(state.status_changed, HEARTBEAT_INTERVAL_S)
 
 
 def build_worker(
@@ -164,9 +165,14 @@ def build_worker(
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         for task in background:
             task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if background:
+            # bounded: a task that ignores its cancellation must not keep the process from stopping
+            stopped, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_S)
+            for task in stopped:
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error("background task %s had failed: %r", task.get_name(), task.exception())
+            for task in stuck:
+                logger.error("background task %s did not stop within %.0fs", task.get_name(), BACKGROUND_STOP_S)
         if state.keeper is not None:
             await asyncio.to_thread(state.keeper.stop)  # before the key is deleted, or it would come back
         services: WorkerServices | None = ctx.get("services")

@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from shared import keys
+from shared.waiting import wait_event
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,7 @@ class WakeableWorker(Worker):
             # instead of crashing into a supervisord restart.
             logger.warning("cannot poll the queue (%s); retrying", type(exc).__name__)
         if not self.burst:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+            await wait_event(self._wake, self._idle_poll_s)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim the due jobs of this poll in one round trip, then start them.
