@@ -2,7 +2,7 @@
 
 A FastAPI app speaking the same wire protocol on ``/ws/chat`` that answers each ask right in the socket's
 own task: ``worker.turn.answer_turn`` (conversation memory in Redis, Cohere embed, Qdrant search, rerank,
-the streamed chat, delta coalescing by ``TurnEventSink``), with the sink writing frames straight to the
+the streamed chat, delta coalescing by ``worker.event_sink``), with the sink writing frames straight to the
 socket instead of to a Redis stream. What it lacks is exactly the architecture under test: the arq queue,
 the wake-up, the turn streams, the relay. So (service minus baseline) is the cost of that architecture.
 
@@ -32,7 +32,7 @@ from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, _Eve
 from shared.settings import Settings, load_settings
 from worker.cohere_provider import CohereProvider, ProviderFailure
 from worker.conversation import ConversationMemory
-from worker.event_sink import TurnEventSink
+from worker.event_sink import EventBatcher
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
 from worker.services import WorkerServices
@@ -67,6 +67,9 @@ class SocketEventWriter:
             ids.append(event_id)
         return ids
 
+    async def append_many(self, batch: Sequence[tuple[str, Sequence[_Event]]]) -> list[list[str] | None]:
+        return [await self.append(turn_id, events) for turn_id, events in batch]
+
 
 async def answer_ask(services: WorkerServices, websocket: WebSocket, ask: AskFrame) -> None:
     turn_id = uuid.uuid4().hex
@@ -80,7 +83,7 @@ async def answer_ask(services: WorkerServices, websocket: WebSocket, ask: AskFra
         selected_text=ask.selected_text,
         enqueued_at=time.time(),
     )
-    sink = TurnEventSink(writer, turn_id)  # type: ignore[arg-type]  # duck-typed writer
+    sink = EventBatcher(writer).sink(turn_id)  # type: ignore[arg-type]  # duck-typed writer
     try:
         await answer_turn(services, job, sink)
     except ProviderFailure as failure:
@@ -105,6 +108,7 @@ def create_baseline_app(settings: Settings) -> FastAPI:
             worker_id="baseline",
             redis=redis,
             events=None,  # type: ignore[arg-type]  # events go to the socket (SocketEventWriter)
+            batcher=None,  # type: ignore[arg-type]  # one per socket, in answer_ask
             store=store,
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),

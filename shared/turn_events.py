@@ -9,6 +9,7 @@ and two writers can never both end the same turn.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -16,39 +17,59 @@ from shared import keys
 from shared.protocol import TERMINAL_TYPES, _Event, event_payload
 
 _APPEND_SCRIPT = """
--- KEYS[1] the turn's event stream, KEYS[2] its "ended" flag
--- ARGV[1] TTL in seconds, ARGV[2] most events a turn may keep, ARGV[3] the turn id,
--- ARGV[4] '1' if this append may create the stream, then (type, json) pairs
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
--- Only a turn's first event creates its stream. A stream that is gone while its turn is still being
--- answered means Redis restarted (it keeps nothing): writing on would recreate a stream with a hole in it.
-if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local ids = {}
-local room = tonumber(ARGV[2]) - redis.call('XLEN', KEYS[1])
-for i = 5, #ARGV, 2 do
-  local kind = ARGV[i]
-  local terminal = (kind == 'done' or kind == 'error')
-  if room <= 1 and not terminal then
-    -- keep the last slot for the terminal event: a turn that would exceed the limit ends in error
-    kind = 'error'
-    terminal = true
-    ARGV[i + 1] = cjson.encode({type = 'error', turn_id = ARGV[3],
-      code = 'too_large', message = 'the answer exceeded the event limit of a turn'})
-  end
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 't', kind, 'e', ARGV[i + 1])
-  room = room - 1
-  if terminal then
-    redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
-    break
+-- Appends to one or more turns in one call (a worker writes the deltas of all its turns together).
+-- KEYS: per turn, its event stream and its "ended" flag.
+-- ARGV[1] TTL in seconds, ARGV[2] most events a turn may keep; then per turn: its id, '1' if this append
+-- may create the stream, the number of events n, then n (type, json) pairs.
+-- Returns per turn: the new event ids; 0 if the turn had already ended; -1 if its stream is gone.
+local ttl, max_events = ARGV[1], tonumber(ARGV[2])
+local results = {}
+local a = 3
+for t = 1, #KEYS / 2 do
+  local stream, ended = KEYS[2 * t - 1], KEYS[2 * t]
+  local turn_id, create, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local first = a + 3
+  a = first + 2 * n
+  if redis.call('EXISTS', ended) == 1 then
+    results[t] = 0
+  -- Only a turn's first event creates its stream. A stream that is gone while its turn is still being
+  -- answered means Redis restarted (it keeps nothing): writing on would recreate a stream with a hole in it.
+  elseif create ~= '1' and redis.call('EXISTS', stream) == 0 then
+    results[t] = -1
+  else
+    local ids = {}
+    local room = max_events - redis.call('XLEN', stream)
+    for i = first, a - 1, 2 do
+      local kind, payload = ARGV[i], ARGV[i + 1]
+      local terminal = (kind == 'done' or kind == 'error')
+      if room <= 1 and not terminal then
+        -- keep the last slot for the terminal event: a turn that would exceed the limit ends in error
+        kind = 'error'
+        terminal = true
+        payload = cjson.encode({type = 'error', turn_id = turn_id,
+          code = 'too_large', message = 'the answer exceeded the event limit of a turn'})
+      end
+      ids[#ids + 1] = redis.call('XADD', stream, '*', 't', kind, 'e', payload)
+      room = room - 1
+      if terminal then
+        redis.call('SET', ended, '1', 'EX', ttl)
+        break
+      end
+    end
+    redis.call('EXPIRE', stream, ttl)
+    results[t] = ids
   end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return ids
+return results
 """
 
 
 class TurnStreamLost(Exception):
     """The turn's stream vanished (Redis restarted): nothing more can be written for this turn."""
+
+
+AppendOutcome = list[str] | None | TurnStreamLost
+"""Of one turn in an append: its new event ids, None if it had already ended, or its stream was lost."""
 
 
 class TurnEventWriter:
@@ -63,19 +84,37 @@ class TurnEventWriter:
     async def append(self, turn_id: str, events: Sequence[_Event], *, create: bool = False) -> list[str] | None:
         """Raises ``TurnStreamLost`` if the stream should exist (``create`` is only for a turn's first event)
         and does not."""
-        args: list[str | bytes | int] = [self._ttl_s, self._max_events, turn_id, "1" if create else "0"]
-        for event in events:
-            args.append(event.type)  # type: ignore[attr-defined]
-            args.append(event_payload(event))
-        result = await self._script(keys=[keys.turn_events(turn_id), keys.turn_ended(turn_id)], args=args)
-        if result is None:
-            return None
-        if result == -1:
-            raise TurnStreamLost(turn_id)
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
+        (outcome,) = await self.append_many([(turn_id, events)], create=create)
+        if isinstance(outcome, TurnStreamLost):
+            raise outcome
+        return outcome
+
+    async def append_many(
+        self, batch: Sequence[tuple[str, Sequence[_Event]]], *, create: bool = False
+    ) -> list[AppendOutcome]:
+        """Append to several turns in one Redis call; one outcome per turn, in order. Each turn is checked
+        and written on its own: one that has ended or lost its stream does not stop the others."""
+        script_keys: list[str] = []
+        args: list[str | bytes | int] = [self._ttl_s, self._max_events]
+        for turn_id, events in batch:
+            script_keys += [keys.turn_events(turn_id), keys.turn_ended(turn_id)]
+            args += [turn_id, "1" if create else "0", len(events)]
+            for event in events:
+                args.append(event.type)  # type: ignore[attr-defined]
+                args.append(event_payload(event))
+        results = await self._script(keys=script_keys, args=args)
+        return [_outcome(turn_id, result) for (turn_id, _), result in zip(batch, results, strict=True)]
 
     async def ended(self, turn_id: str) -> bool:
         return bool(await self._script.registered_client.exists(keys.turn_ended(turn_id)))
+
+
+def _outcome(turn_id: str, result: Any) -> AppendOutcome:
+    if result == 0:
+        return None
+    if result == -1:
+        return TurnStreamLost(turn_id)
+    return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
 
 
 def is_terminal_type(kind: bytes | str) -> bool:

@@ -22,6 +22,7 @@ from shared.turn_events import TurnEventWriter
 from shared.waiting import wait_event
 from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
+from worker.event_sink import EventBatcher
 from worker.heartbeat_keeper import HeartbeatKeeper
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
 from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
@@ -135,11 +136,13 @@ def build_worker(
         cohere_parts = build_cohere_clients(settings)
         cohere = CohereProvider(cohere_parts, settings, redis) if cohere_parts else None
         store = await KnowledgeStore.open(settings)
+        events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
         services = WorkerServices(
             settings=settings,
             worker_id=state.worker_id,
             redis=redis,
-            events=TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn),
+            events=events,
+            batcher=EventBatcher(events),
             store=store,
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),

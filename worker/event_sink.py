@@ -1,74 +1,154 @@
-"""A turn's outgoing events, with deltas coalesced while a write is in flight.
+"""The worker's outgoing events: every turn writes through one batcher, one Redis call at a time.
 
-The first delta is written at once (time to first token is what a reader feels); while that write is in
-flight, further tokens collect and go out together as one event. Under light load every token is its own
-event; under heavy load events get larger instead of queueing, so per-token Redis cost stays bounded.
+A turn's first delta goes out at once (time to first token is what a reader feels). While a write is in
+flight, whatever any turn produces waits, and the next write carries all of it: a turn's waiting tokens
+become one delta event, and the turns share the one call. With one turn in flight every token is its own
+write; with a hundred, one Redis round trip carries a token or two for each of them, so the Redis cost per
+token falls as load rises instead of the writes queueing (one call per delta was the largest single cost
+of the worker in bench/hop_relay.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from shared.protocol import DeltaEvent, _Event
-from shared.turn_events import TurnEventWriter
+from shared.protocol import TERMINAL_TYPES, DeltaEvent, _Event
+from shared.turn_events import AppendOutcome, TurnEventWriter
+
+Written = AppendOutcome | BaseException
+"""What became of a turn's part of a write: its outcome, or the error of the whole write (Redis gone)."""
 
 
 class TurnEnded(Exception):
     """The turn already has its terminal event (cancelled, timed out elsewhere): stop producing."""
 
 
-class TurnEventSink:
-    def __init__(self, writer: TurnEventWriter, turn_id: str) -> None:
+class EventBatcher:
+    """Writes what the turns queue; at most one write in flight for the whole worker."""
+
+    def __init__(self, writer: TurnEventWriter) -> None:
         self._writer = writer
-        self.turn_id = turn_id
-        self._pending: list[str] = []
-        self._answer: list[str] = []
+        self._queued: dict[str, TurnEventSink] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self.writes = 0  # Redis calls made (tests compare them with the events written)
+
+    def sink(self, turn_id: str) -> TurnEventSink:
+        return TurnEventSink(self, turn_id)
+
+    def _schedule(self, sink: TurnEventSink) -> None:
+        self._queued[sink.turn_id] = sink
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="event-batcher")
+
+    async def _flush(self) -> None:
+        while self._queued:
+            sinks = list(self._queued.values())
+            self._queued.clear()
+            taken = [sink._take() for sink in sinks]
+            outcomes: list[Written]
+            try:
+                self.writes += 1
+                batch = [(sink.turn_id, events) for sink, (events, _) in zip(sinks, taken, strict=True)]
+                outcomes = list(await self._writer.append_many(batch))
+            except asyncio.CancelledError:
+                for _, waiters in taken:
+                    _settle(waiters, asyncio.CancelledError())
+                raise
+            except Exception as exc:  # Redis gone: each turn of this write learns it
+                outcomes = [exc] * len(sinks)
+            for sink, (events, waiters), outcome in zip(sinks, taken, outcomes, strict=True):
+                sink._written(outcome, events)
+                _settle(waiters, outcome)
+
+
+def _settle(waiters: list[asyncio.Future[Written]], outcome: Written) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(outcome)
+
+
+class TurnEventSink:
+    """One turn's events, in order: deltas accumulate until the batcher takes them."""
+
+    def __init__(self, batcher: EventBatcher, turn_id: str) -> None:
+        self._batcher = batcher
+        self.turn_id = turn_id
+        self._queue: list[_Event] = []
+        self._text: list[str] = []  # tokens of the delta being built, after the queued events
+        self._waiters: list[asyncio.Future[Written]] = []  # settled by the write that takes the queue
+        self._last_write: asyncio.Future[Written] | None = None
+        self._answer: list[str] = []
         self.ended = False
-        self.deltas_written = 0
+        self.error: BaseException | None = None
 
     @property
     def answer(self) -> str:
         return "".join(self._answer)
 
-    def delta(self, text: str) -> None:
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
         if self.ended:
             raise TurnEnded
-        flusher = self._flusher
-        if flusher is not None and flusher.done() and flusher.exception() is not None:
-            raise flusher.exception()  # type: ignore[misc]
-        self._answer.append(text)
-        self._pending.append(text)
-        if flusher is None or flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
 
-    async def _flush(self) -> None:
-        while self._pending:
-            text = "".join(self._pending)
-            self._pending.clear()
-            ids = await self._writer.append(self.turn_id, [DeltaEvent(turn_id=self.turn_id, text=text)])
-            if ids is None:
-                self.ended = True
-                self._pending.clear()
-                return
-            self.deltas_written += 1
+    def delta(self, text: str) -> None:
+        self._check()
+        self._answer.append(text)
+        self._text.append(text)
+        self._batcher._schedule(self)
 
     async def drain(self) -> None:
-        """Wait until every delta so far is in Redis (events after it must not overtake it)."""
-        if self._flusher is not None:
-            await self._flusher
-        if self.ended:
-            raise TurnEnded
+        """Wait until everything queued so far is in Redis (events after it must not overtake it)."""
+        if self._queue or self._text:
+            await self._next_write()
+        elif self._last_write is not None and not self._last_write.done():
+            await asyncio.shield(self._last_write)
+        self._check()
 
     async def emit(self, event: _Event) -> None:
-        await self.drain()
-        if await self._writer.append(self.turn_id, [event]) is None:
-            self.ended = True
-            raise TurnEnded
+        self._check()
+        self._close_delta()
+        self._queue.append(event)
+        self._batcher._schedule(self)
+        outcome = await self._next_write()
+        if outcome is None:
+            raise TurnEnded  # refused: the turn had ended elsewhere
+        if isinstance(outcome, BaseException):
+            raise outcome
 
     async def fail(self, error: _Event) -> None:
-        """End the turn with ``error``: drop unsent deltas and write it (refused if the turn already ended)."""
-        if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
-        self._pending.clear()
-        await self._writer.append(self.turn_id, [error])
+        """End the turn with ``error``: drop unsent deltas and write it (refused if the turn already ended).
+        Raises the write's error (``TurnStreamLost``, a Redis error), not an earlier one."""
+        self._text.clear()
+        self._queue = [e for e in self._queue if not isinstance(e, DeltaEvent)]
+        self._queue.append(error)
+        self._batcher._schedule(self)
+        outcome = await self._next_write()
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+    async def _next_write(self) -> Written:
+        waiter: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return await asyncio.shield(waiter)  # a cancelled turn must not cancel the others' write
+
+    def _close_delta(self) -> None:
+        if self._text:
+            self._queue.append(DeltaEvent(turn_id=self.turn_id, text="".join(self._text)))
+            self._text.clear()
+
+    def _take(self) -> tuple[list[_Event], list[asyncio.Future[Written]]]:
+        self._close_delta()
+        events, waiters = self._queue, self._waiters
+        self._queue, self._waiters = [], []
+        self._last_write = asyncio.get_running_loop().create_future()
+        waiters.append(self._last_write)
+        return events, waiters
+
+    def _written(self, outcome: Written, events: list[_Event]) -> None:
+        if outcome is None or (isinstance(outcome, list) and any(e.type in TERMINAL_TYPES for e in events)):  # type: ignore[attr-defined]
+            self.ended = True  # refused, or this write ended the turn
+            self._text.clear()
+            self._queue.clear()
+        elif isinstance(outcome, BaseException) and self.error is None:
+            self.error = outcome

@@ -10,6 +10,7 @@ from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
+from worker.event_sink import EventBatcher
 from worker.knowledge.store import KnowledgeStore
 from worker.timings import TurnTimings
 
@@ -20,6 +21,7 @@ class WorkerServices:
     worker_id: str
     redis: Redis
     events: TurnEventWriter
+    batcher: EventBatcher  # every turn's events go out through it
     store: KnowledgeStore
     cohere: CohereProvider | None
     memory: ConversationMemory

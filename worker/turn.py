@@ -153,7 +153,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     job = TurnJob.model_validate(payload)
     started = time.time()
     services.metrics.observe_hop(started - job.enqueued_at)
-    sink = TurnEventSink(services.events, job.turn_id)
+    sink = services.batcher.sink(job.turn_id)
     await _register(services, job.turn_id)
     try:
         async with asyncio.timeout(services.settings.turn_timeout_s):
