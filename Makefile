@@ -59,7 +59,7 @@ reindex: venv
 eval: venv
 	$(BIN)/python -m eval $(ARGS)
 
-## bench: the benchmark suite (hop overhead, relay capacity, idle sockets, capacity, in-process baseline) against
+## bench: the benchmark suite (hop overhead, relay capacity, idle sockets, capacity, in-process baseline, Cohere limits) against
 ## the real stack run locally with the fake Cohere server; writes BENCHMARKS.md and bench/results/ (~10 min;
 ## ARGS="--quick" for a smoke run, ARGS="--help" for the knobs)
 bench: system-deps venv

@@ -61,22 +61,37 @@ async def run(per_minute: int, burst: int, service_limit: bool) -> dict[str, Any
     }
 
 
+async def compare(per_minute: int, burst: int) -> dict[str, Any]:
+    """The same burst with the service's limit off, then on."""
+    runs = [await run(per_minute, burst, service_limit=flag) for flag in (False, True)]
+    for r in runs:
+        r.pop("fake_stats")
+    return {"per_minute": per_minute, "burst": burst, "runs": runs}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| service limit | outcomes | retry_after hints (s) | chat calls reaching Cohere | 429s from Cohere |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["runs"]:
+        lines.append(
+            f"| {r['service_limit']} | {r['outcomes']} | {r['retry_after_s']} | {r['cohere_chat_requests']} "
+            f"| {r['cohere_429s']} |"
+        )
+    return "\n".join(lines)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-minute", type=int, default=20, help="Cohere's chat limit (a trial key: ~20)")
     parser.add_argument("--burst", type=int, default=30, help="asks sent at once")
     args = parser.parse_args()
-    runs = [await run(args.per_minute, args.burst, service_limit=flag) for flag in (False, True)]
+    result = await compare(args.per_minute, args.burst)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"per_minute": args.per_minute, "burst": args.burst, "runs": runs}, indent=1))
+    RESULTS.write_text(json.dumps(result, indent=1))
     print(f"{args.burst} asks at once; fake Cohere allows {args.per_minute} chat calls a minute")
-    print("| service limit | outcomes | retry_after hints (s) | chat calls reaching Cohere | 429s from Cohere |")
-    print("|---|---|---|---|---|")
-    for r in runs:
-        print(
-            f"| {r['service_limit']} | {r['outcomes']} | {r['retry_after_s']} | {r['cohere_chat_requests']} "
-            f"| {r['cohere_429s']} |"
-        )
+    print(table(result))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cohere_limit import table
+
 ROOT = Path(__file__).resolve().parents[1]
 NONE = "-"  # a figure that was not measured
 ANALYSIS = ROOT / "bench" / "analysis.md"
@@ -376,11 +378,26 @@ def write_markdown(results: dict[str, Any], path: Path, raw: Path) -> None:
         "## 6. Whole-turn time against the 3 s bar",
         "From phase 1 (typical question, the fake at its realistic pace): the bar is whole-turn p95 ≤ 3 s.",
         _turn_times(results),
+        "## 7. Operating under Cohere's limits",
+        "A burst of asks at once against the fake Cohere enforcing a chat limit per minute (as a trial key does), "
+        "twice, each on a fresh stack: with the service's shared limit off (`COHERE_CHAT_PER_MINUTE=0`), then on "
+        "at Cohere's rate. The limit is a sliding minute in Redis shared by every worker (`shared/rate_limit.py`): "
+        "turns wait for a slot (up to `COHERE_LIMIT_MAX_WAIT_S`, here 20 s) and the rest end with `rate_limited` "
+        "and a retry hint, instead of Cohere answering 429.",
+        _limit_section(results.get("limit")),
     ]
     text = "\n\n".join(sections) + "\n"
     if ANALYSIS.is_file():
         text += "\n" + ANALYSIS.read_text()
     path.write_text(text)
+
+
+def _limit_section(limit: Any) -> str:
+    if not _ok(limit):
+        return "Not measured." if limit is None else f"Not measured: {limit.get('error')}."
+    return f"{limit['burst']} asks at once; the fake allows {limit['per_minute']} chat calls a minute.\n\n" + table(
+        limit
+    )
 
 
 def _turn_times(results: dict[str, Any]) -> str:

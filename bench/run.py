@@ -12,7 +12,9 @@ Starts redis-server, the fake Cohere server (at realistic pace: embed ~100 ms, f
 3. capacity: the highest arrival rate of new chats with p95 time to first delta ≤ 1 s;
 4. the baseline (same pipeline, no queue) at the same levels and rates, for the ratios;
 5. idle sockets: 10,000 WebSockets on the one gateway process, its RSS, and pings still answered;
-6. p95 whole-turn time of a typical question, against the 3 s bar (from phase 1).
+6. p95 whole-turn time of a typical question, against the 3 s bar (from phase 1);
+7. operating under Cohere's limits: a burst of asks against the fake enforcing a chat limit per minute,
+   with the service's shared limit off and then on (``bench/cohere_limit.py``, stacks of their own).
 
 Writes ``BENCHMARKS.md`` and the raw figures under ``bench/results/``. The load generator runs here, on
 the same CPUs as the stack; every phase records the cores each process used and what other processes
@@ -35,6 +37,7 @@ from typing import Any
 
 import uvloop
 
+from bench import cohere_limit
 from bench.capacity import find_capacity
 from bench.hop_relay import measure_level
 from bench.markdown import write_markdown
@@ -43,7 +46,7 @@ from loadtest.idle_load import IdleLoad, IdlePlan
 from loadtest.questions import load_questions
 from loadtest.report import idle_result
 
-PHASES = ("hop", "relay", "capacity", "baseline", "idle")
+PHASES = ("hop", "relay", "capacity", "baseline", "idle", "limit")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -69,6 +72,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     idle = parser.add_argument_group("5. idle sockets")
     idle.add_argument("--idle-sockets", type=int, default=10_000)
     idle.add_argument("--idle-duration", type=float, default=50.0, help="seconds from the first open to the census")
+    limit = parser.add_argument_group("7. Cohere limits")
+    limit.add_argument("--limit-per-minute", type=int, default=20, help="the fake's chat limit (a trial key: ~20)")
+    limit.add_argument("--limit-burst", type=int, default=30, help="asks sent at once")
     parser.add_argument("--skip", default="", help=f"phases to leave out, comma-separated: {','.join(PHASES)}")
     parser.add_argument("--quick", action="store_true", help="small and short (a smoke test of the suite itself)")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
@@ -80,6 +86,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.relay_streams, args.relay_duration = 40, 6.0
         args.start_rate, args.rate_step, args.capacity_budget = 5.0, 6.0, 60.0
         args.idle_sockets, args.idle_duration = 300, 8.0
+        args.limit_per_minute, args.limit_burst = 6, 9
     unknown = set(filter(None, args.skip.split(","))) - set(PHASES)
     if unknown:
         parser.error(f"--skip: unknown phases {sorted(unknown)}")
@@ -266,6 +273,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for name, limit, work in phases:
                 if name not in skip:
                     results[name] = await bounded(name, limit, work())
+    if "limit" not in skip:  # two stacks of its own, one after the other (the service's limit off, then on)
+        results["limit"] = await bounded("limit", 240, cohere_limit.compare(args.limit_per_minute, args.limit_burst))
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results
 
