@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import cohere
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from shared.settings import Settings
 
@@ -16,8 +17,13 @@ MAX_STREAMS = 512
 @dataclass(frozen=True)
 class CohereClients:
     """Two SDK clients on two connection pools: ``api`` for embed and rerank, ``streams`` for answer
-    streams. httpcore scans every connection of a pool on each request, so short calls must not share a
-    pool with hundreds of open streams (measured: half the worker's CPU at 250 streams)."""
+    streams, so that hundreds of open streams never make a short call wait for a connection.
+
+    Both pools are aiohttp's, under httpx's API (``httpx_aiohttp``; the SDK takes any ``httpx.AsyncClient``).
+    httpx's own pool (httpcore) looks at every connection it holds, with a poll of each idle socket, on every
+    request and every response close: with 100 answers streaming that was ~14 % of the worker's CPU and the
+    largest single item in a py-spy profile (``bench/analysis.md``). aiohttp's pool does not scan, and its
+    HTTP parser is C. The SDK still builds, authenticates and sends every request and maps every refusal."""
 
     api: cohere.AsyncClientV2
     streams: cohere.AsyncClientV2
@@ -34,11 +40,9 @@ def build_cohere_clients(settings: Settings) -> CohereClients | None:
     if settings.cohere_api_key is None:
         return None
     timeout = httpx.Timeout(settings.cohere_timeout_s, connect=5.0)
-    api_pool = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=64))
-    # Keep-alive as large as the pool: httpcore closes idle connections while the pool holds more than
-    # max_keepalive_connections connections in all (busy ones included), which would reconnect every chat.
+    api_pool = httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=httpx.Limits(max_connections=64)))
     stream_pool = httpx.AsyncClient(
-        timeout=timeout, limits=httpx.Limits(max_connections=MAX_STREAMS, max_keepalive_connections=MAX_STREAMS)
+        timeout=timeout, transport=AiohttpTransport(limits=httpx.Limits(max_connections=MAX_STREAMS))
     )
 
     def client(pool: httpx.AsyncClient) -> cohere.AsyncClientV2:

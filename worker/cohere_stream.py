@@ -6,10 +6,8 @@ Two costs measured with py-spy under ``bench/`` (one worker, 100-250 answers str
   than everything else a token costs the worker together. ``with_raw_response.chat_stream`` is the same
   request — built, authenticated, sent and, when refused, mapped to the SDK's typed errors by the SDK — and
   hands back the ``httpx`` response; here each event is then one ``orjson.loads``.
-* httpcore looks at every connection of a pool on each request and each response close (and closes idle
-  connections whenever the pool holds more than its keep-alive limit in all). Sharing one pool with
-  hundreds of open streams made every embed and rerank call scan them, and reconnect. Streams therefore
-  go through a second SDK client with a pool of its own (``shared.cohere_client``).
+* httpcore looks at every connection of a pool on each request and each response close. Streams go
+  through a second SDK client with a pool of its own, and both pools are aiohttp's (``shared.cohere_client``).
 """
 
 from __future__ import annotations

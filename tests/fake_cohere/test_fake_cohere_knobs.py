@@ -75,12 +75,12 @@ async def test_chat_streams_are_not_retried_by_the_sdk(co: cohere.AsyncClientV2,
 
 
 @pytest.mark.parametrize("cut_after", [0, 3])
-async def test_cut_stream_raises_a_protocol_error_without_message_end(
+async def test_cut_stream_raises_a_transport_error_without_message_end(
     co: cohere.AsyncClientV2, fake: RunningFake, cut_after: int
 ) -> None:
     await fake.set_knobs(break_stream_after_tokens=cut_after)
     kinds = []
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx.TransportError):  # cut mid-body: the pool reports a protocol or read error
         async for event in co.chat_stream(model="m", messages=[{"role": "user", "content": QUESTION}], documents=BOOK):
             kinds.append(event.type)
     assert kinds == ["message-start", "content-start"] + ["content-delta"] * cut_after
@@ -91,7 +91,7 @@ async def test_cut_stream_raises_a_protocol_error_without_message_end(
 async def test_short_answers_are_cut_before_content_end(co: cohere.AsyncClientV2, fake: RunningFake) -> None:
     await fake.set_knobs(break_stream_after_tokens=1000)
     kinds = []
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx.TransportError):  # cut mid-body: the pool reports a protocol or read error
         async for event in co.chat_stream(model="m", messages=[{"role": "user", "content": "hi"}]):
             kinds.append(event.type)
     assert kinds[-1] == "content-delta" and "content-end" not in kinds
