@@ -95,12 +95,24 @@ class EventStream(Response):
             self.state.streams_completed += 1
 
     async def _send_events(self, send: Send, disconnected: asyncio.Event) -> bool:
-        """Send the events; ``False`` if the client went away. Raises ``StreamCut`` to drop the stream."""
+        """Send the events; ``False`` if the client went away. Raises ``StreamCut`` to drop the stream.
+
+        A token is never sent before its time. Events that are due together (this server fell behind
+        under load) go out in one write, as a busy server's TCP stack would pack them anyway; the bytes
+        on the wire are the same events either way."""
         loop = asyncio.get_running_loop()
         knobs, cut_after = self.knobs, self.knobs.break_stream_after_tokens
         interval = 1 / knobs.tokens_per_second if knobs.tokens_per_second else 0.0
         deltas = 0
         first_delta_at = 0.0
+        due: list[bytes] = []
+
+        async def flush() -> None:
+            if due:
+                body = b"".join(due)
+                due.clear()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
         for event in stream_events(self.answer, self.response_id):
             kind = event["type"]
             if (
@@ -108,17 +120,22 @@ class EventStream(Response):
                 and kind not in _OPENING
                 and (deltas >= cut_after or kind in ("content-end", "message-end"))
             ):
+                await flush()
                 self.state.streams_broken += 1
                 logger.info("cutting chat stream %s after %d content deltas", self.response_id, deltas)
                 raise StreamCut(f"stream cut after {deltas} content-delta events")
             if kind == "content-delta":
+                wait = knobs.chat_first_token_ms / 1000 if deltas == 0 else 0.0
+                if deltas and interval:
+                    wait = first_delta_at + deltas * interval - loop.time()
+                if wait > 0:
+                    await flush()
+                    await _pause(wait, disconnected)
                 if deltas == 0:
-                    await _pause(knobs.chat_first_token_ms / 1000, disconnected)
                     first_delta_at = loop.time()
-                elif interval:
-                    await _pause(first_delta_at + deltas * interval - loop.time(), disconnected)
                 deltas += 1
             if disconnected.is_set():
                 return False
-            await send({"type": "http.response.body", "body": sse_frame(event), "more_body": True})
+            due.append(sse_frame(event))
+        await flush()
         return True
