@@ -16,6 +16,7 @@ from shared import keys
 from shared.cohere_client import build_cohere_clients
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
+from shared.redis_packing import redis_client
 from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
@@ -136,7 +137,10 @@ def build_worker(
         cohere_parts = build_cohere_clients(settings)
         cohere = CohereProvider(cohere_parts, settings, redis) if cohere_parts else None
         store = await KnowledgeStore.open(settings)
-        events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
+        # the turns' events on a client of their own: its connections pack in C (shared.redis_packing)
+        events_redis = redis_client(settings.effective_redis_url, socket_timeout=10, socket_connect_timeout=2)
+        ctx["events_redis"] = events_redis
+        events = TurnEventWriter(events_redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
         services = WorkerServices(
             settings=settings,
             worker_id=state.worker_id,
@@ -184,6 +188,7 @@ def build_worker(
         with contextlib.suppress(Exception):
             await services.redis.delete(keys.worker_heartbeat(state.worker_id))
         await services.store.close()
+        await ctx["events_redis"].aclose()
         if services.cohere is not None:
             await services.cohere.close()
 
