@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.connection import HiredisRespSerializer
 
 _PACKER = HiredisRespSerializer()
@@ -29,12 +29,26 @@ class HiredisPackingUnixConnection(UnixDomainSocketConnection):
         return _PACKER.pack(*args)  # type: ignore[no-any-return]
 
 
+class HiredisPackingSSLConnection(SSLConnection):
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return _PACKER.pack(*args)  # type: ignore[no-any-return]
+
+
+_PACKING = {
+    Connection: HiredisPackingConnection,
+    UnixDomainSocketConnection: HiredisPackingUnixConnection,
+    SSLConnection: HiredisPackingSSLConnection,
+}
+
+
 def connection_pool(url: str, **options: Any) -> ConnectionPool:
-    """``ConnectionPool.from_url`` with the C packer, for ``redis://`` and ``unix://`` URLs alike."""
-    unix = url.startswith("unix:")
-    return ConnectionPool.from_url(
-        url, connection_class=HiredisPackingUnixConnection if unix else HiredisPackingConnection, **options
-    )
+    """``ConnectionPool.from_url`` with the C packer, for ``redis://``, ``rediss://`` and ``unix://`` URLs.
+
+    The class is swapped after ``from_url``: it lets the URL's scheme override a ``connection_class``
+    passed to it. No connection exists yet, so every one the pool makes is of the packing class."""
+    pool = ConnectionPool.from_url(url, **options)
+    pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
+    return pool
 
 
 def redis_client(url: str, *, single_connection_client: bool = False, **options: Any) -> Redis:

@@ -20,5 +20,5 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
         async with asyncio.timeout(timeout_s):
             await event.wait()
     except TimeoutError:
-        return False
+        return event.is_set()  # set in the same turn of the loop as the time ran out: it counts
     return True

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import cohere
 import httpx
 from cohere.core.api_error import ApiError
@@ -95,6 +96,14 @@ def classify(exc: BaseException) -> tuple[bool, ProviderFailure]:
         if status >= 500:
             return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, f"the language model failed ({status})")
         return False, ProviderFailure(ErrorCode.PROVIDER_ERROR, f"the language model refused the request ({status})")
+    # The HTTP runs on aiohttp (shared.cohere_client). Its adapter maps most errors to httpx's, but some
+    # loosely (a dropped keep-alive connection arrives as httpx.ConnectTimeout) and some not at all (a
+    # malformed status line stays aiohttp.ClientResponseError): the aiohttp cause decides when there is one.
+    cause = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        if isinstance(cause, asyncio.TimeoutError):
+            return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the language model timed out")
+        return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the connection to the language model failed")
     if isinstance(exc, httpx.TimeoutException):
         return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the language model timed out")
     if isinstance(exc, httpx.TransportError):
@@ -154,7 +163,7 @@ class CohereProvider:
         for attempt in range(self._attempts):
             try:
                 return await make()
-            except (ApiError, httpx.HTTPError) as exc:
+            except (ApiError, httpx.HTTPError, aiohttp.ClientError) as exc:
                 retryable, failure = classify(exc)
                 if not retryable or attempt == self._attempts - 1:
                     raise failure from exc
@@ -254,7 +263,7 @@ class CohereProvider:
                 if not finished:
                     raise httpx.RemoteProtocolError("the answer stream ended before message-end")
                 return
-            except (ApiError, httpx.HTTPError) as exc:
+            except (ApiError, httpx.HTTPError, aiohttp.ClientError) as exc:
                 retryable, failure = classify(exc)
                 if produced:
                     raise ProviderFailure(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.protocol import TERMINAL_TYPES, DeltaEvent, _Event
+from shared.protocol import TERMINAL_TYPES, DeltaEvent, ErrorEvent, _Event
 from shared.turn_events import AppendOutcome, TurnEventWriter
 
 Written = AppendOutcome | BaseException
@@ -23,12 +23,16 @@ class TurnEnded(Exception):
     """The turn already has its terminal event (cancelled, timed out elsewhere): stop producing."""
 
 
+class WriterStopped(Exception):
+    """The batcher's task was cancelled (the worker is stopping): these events may not be in Redis."""
+
+
 class EventBatcher:
     """Writes what the turns queue; at most one write in flight for the whole worker."""
 
     def __init__(self, writer: TurnEventWriter) -> None:
         self._writer = writer
-        self._queued: dict[str, TurnEventSink] = {}
+        self._queued: dict[int, TurnEventSink] = {}  # by identity: two sinks of one turn stay apart
         self._flusher: asyncio.Task[None] | None = None
         self.writes = 0  # Redis calls made (tests compare them with the events written)
 
@@ -36,29 +40,40 @@ class EventBatcher:
         return TurnEventSink(self, turn_id)
 
     def _schedule(self, sink: TurnEventSink) -> None:
-        self._queued[sink.turn_id] = sink
+        self._queued[id(sink)] = sink
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="event-batcher")
 
+    def _unschedule(self, sink: TurnEventSink) -> None:
+        self._queued.pop(id(sink), None)
+
     async def _flush(self) -> None:
-        while self._queued:
-            sinks = list(self._queued.values())
-            self._queued.clear()
-            taken = [sink._take() for sink in sinks]
-            outcomes: list[Written]
-            try:
-                self.writes += 1
-                batch = [(sink.turn_id, events) for sink, (events, _) in zip(sinks, taken, strict=True)]
-                outcomes = list(await self._writer.append_many(batch))
-            except asyncio.CancelledError:
-                for _, waiters in taken:
-                    _settle(waiters, asyncio.CancelledError())
-                raise
-            except Exception as exc:  # Redis gone: each turn of this write learns it
-                outcomes = [exc] * len(sinks)
-            for sink, (events, waiters), outcome in zip(sinks, taken, outcomes, strict=True):
-                sink._written(outcome, events)
-                _settle(waiters, outcome)
+        taken: list[tuple[TurnEventSink, list[_Event], list[asyncio.Future[Written]]]] = []
+        try:
+            while self._queued:
+                sinks = list(self._queued.values())
+                self._queued.clear()
+                taken = [(sink, *sink._take()) for sink in sinks]
+                outcomes: list[Written]
+                try:
+                    self.writes += 1
+                    outcomes = list(await self._writer.append_many([(s.turn_id, ev) for s, ev, _ in taken]))
+                except Exception as exc:  # Redis gone: each turn of this write learns it
+                    outcomes = [exc] * len(taken)
+                for (sink, events, waiters), outcome in zip(taken, outcomes, strict=True):
+                    sink._written(outcome, events)
+                    _settle(waiters, outcome)
+                taken = []
+        except BaseException:
+            # Cancelled (the worker stopping) or a bug here: whatever was taken or is queued must still
+            # be answered, or its turn would wait for ever.
+            stopped = WriterStopped("the event writer stopped")
+            for sink, events, waiters in taken:
+                sink._written(stopped, events)
+                _settle(waiters, stopped)
+            for sink in list(self._queued.values()):
+                sink._written(stopped, [])
+            raise
 
 
 def _settle(waiters: list[asyncio.Future[Written]], outcome: Written) -> None:
@@ -150,5 +165,17 @@ class TurnEventSink:
             self.ended = True  # refused, or this write ended the turn
             self._text.clear()
             self._queue.clear()
-        elif isinstance(outcome, BaseException) and self.error is None:
-            self.error = outcome
+        elif isinstance(outcome, BaseException):
+            # This write's events are not in Redis: nothing queued after them may go out (a hole in the
+            # turn). Drop it, answer whoever waits for it, and let the turn end through ``fail``.
+            if self.error is None:
+                self.error = outcome
+            self._text.clear()
+            ending: list[_Event] = [e for e in self._queue if isinstance(e, ErrorEvent)]
+            if ending:  # ``fail`` was called meanwhile: its error still goes out, alone
+                self._queue = ending[-1:]
+                return
+            self._queue.clear()
+            self._batcher._unschedule(self)
+            waiters, self._waiters = self._waiters, []
+            _settle(waiters, outcome)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio.connection import Connection
 
-from shared.redis_packing import HiredisPackingConnection, redis_client
+from shared.redis_packing import (
+    HiredisPackingConnection,
+    HiredisPackingSSLConnection,
+    HiredisPackingUnixConnection,
+    connection_pool,
+    redis_client,
+)
 
 arguments = st.lists(
     st.one_of(st.text(max_size=40), st.binary(max_size=40), st.integers(), st.floats(allow_nan=False)),
@@ -38,3 +45,21 @@ async def test_round_trips_and_pipelines(redis_url: str) -> None:
         assert key == b"packing:stream" and entries[0][1] == {b"t": b"delta", b"e": b"{}"}
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6390/0", HiredisPackingConnection),
+        ("unix:///tmp/tutor/redis.sock", HiredisPackingUnixConnection),
+        ("rediss://cache.example:6380/0", HiredisPackingSSLConnection),
+    ],
+)
+async def test_every_scheme_gets_the_packing_connection(url: str, expected: type) -> None:
+    """``from_url`` lets the scheme override a ``connection_class`` passed to it (the product's default
+    Redis is a unix socket): the pool must still make packing connections."""
+    pool = connection_pool(url)
+    try:
+        assert pool.connection_class is expected
+    finally:
+        await pool.disconnect()

@@ -9,12 +9,13 @@ from typing import Any
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared import keys
 from shared.protocol import AcceptedEvent, CitationEvent, DoneEvent, ErrorCode, ErrorEvent
 from shared.turn_events import TurnEventWriter, TurnStreamLost
-from worker.event_sink import EventBatcher, TurnEnded
+from worker.event_sink import EventBatcher, TurnEnded, WriterStopped
 
 
 @pytest.fixture
@@ -126,3 +127,54 @@ async def test_redis_gone_reaches_every_turn_of_the_write(writer: TurnEventWrite
             sink.delta("y")  # the turn learns it at its next token too, and ends (worker/turn.py)
     assert batcher.writes == 1
     await unreachable.aclose()
+
+
+class HeldWriter(TurnEventWriter):
+    """A real writer whose first write waits to be released, then fails or goes through."""
+
+    def __init__(self, redis: Redis, *, fail_first: bool) -> None:
+        super().__init__(redis, ttl_s=60)
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+        self._fail_first, self._calls = fail_first, 0
+
+    async def append_many(self, batch: Any, *, create: bool = False) -> Any:
+        self._calls += 1
+        if self._calls == 1:
+            self.entered.set()
+            await self.release.wait()
+            if self._fail_first:
+                raise RedisConnectionError("Redis went away")
+        return await super().append_many(batch, create=create)
+
+
+async def test_nothing_queued_behind_a_failed_write_goes_out(redis: Redis, writer: TurnEventWriter) -> None:
+    turn_id = "5" * 32
+    await started(writer, turn_id)
+    held = HeldWriter(redis, fail_first=True)
+    sink = EventBatcher(held).sink(turn_id)
+    sink.delta("one ")
+    await held.entered.wait()
+    sink.delta("two ")  # queued while the write carrying "one " is in flight
+    held.release.set()
+    with pytest.raises(RedisError):
+        await sink.drain()
+    assert await stream(redis, turn_id) == [], "'two ' without 'one ' would be a hole in the answer"
+    await sink.fail(ErrorEvent(turn_id=turn_id, code=ErrorCode.UNAVAILABLE, message="restarted"))
+    assert [e["type"] for e in await stream(redis, turn_id)] == ["error"]
+
+
+async def test_a_stopped_writer_answers_every_waiting_turn(redis: Redis, writer: TurnEventWriter) -> None:
+    first, second = "6" * 32, "7" * 32
+    for turn_id in (first, second):
+        await started(writer, turn_id)
+    held = HeldWriter(redis, fail_first=False)
+    batcher = EventBatcher(held)
+    in_flight, queued = batcher.sink(first), batcher.sink(second)
+    in_flight.delta("a")
+    await held.entered.wait()
+    queued.delta("b")
+    assert batcher._flusher is not None
+    batcher._flusher.cancel()  # as at the worker's shutdown
+    for sink in (in_flight, queued):
+        with pytest.raises(WriterStopped):
+            await sink.drain()
