@@ -50,7 +50,10 @@ def words(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
+@lru_cache(maxsize=8192)
 def word_set(text: str) -> frozenset[str]:
+    """Cached: rerank and chat see the same book passages call after call (tokenizing them again was the
+    fake's largest cost under bench/ load, CPU that the stack under test then lacked)."""
     return frozenset(words(text))
 
 
