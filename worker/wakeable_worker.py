@@ -25,25 +25,22 @@ from shared.waiting import wait_event
 
 logger = logging.getLogger(__name__)
 
-# arq's poll reads the due job ids (ZRANGEBYSCORE) and then claims them one by one (WATCH, EXISTS, ZSCORE,
-# MULTI/SET/EXEC each). This does the read and the same check-and-claim, for all of them, in one call. A job
-# is claimed when it is due (score <= now) and not in progress anywhere; claiming sets its in-progress key,
-# as arq does. Jobs running here or elsewhere stay in the queue's sorted set until they finish: skipped.
-_CLAIM_DUE_JOBS = """
+# What arq's Worker.start_jobs checks and sets per job, for a whole batch in one call. A job is claimed when
+# it is due (score <= now) and not in progress anywhere; claiming sets its in-progress key, as arq does.
+_CLAIM_JOBS = """
 -- KEYS[1] the queue; ARGV[1] now (ms), ARGV[2] in-progress TTL (ms), ARGV[3] in-progress key prefix,
--- ARGV[4] how many to claim at most, ARGV[5] how many due ids to look at.
--- Returns id, score, id, score, ... of the jobs claimed, in queue order.
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[5])
-local room = tonumber(ARGV[4])
+-- ARGV[4..] job ids. Returns id, score, id, score, ... of the jobs claimed.
 local claimed = {}
-for i = 1, #due, 2 do
-  if room <= 0 then break end
-  local key = ARGV[3] .. due[i]
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local key = ARGV[3] .. id
   if redis.call('EXISTS', key) == 0 then
-    redis.call('SET', key, '1', 'PX', ARGV[2])
-    claimed[#claimed + 1] = due[i]
-    claimed[#claimed + 1] = due[i + 1]
-    room = room - 1
+    local score = redis.call('ZSCORE', KEYS[1], id)
+    if score and tonumber(score) <= tonumber(ARGV[1]) then
+      redis.call('SET', key, '1', 'PX', ARGV[2])
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = score
+    end
   end
 end
 return claimed
@@ -74,7 +71,7 @@ class WakeableWorker(Worker):
         # Clear before looking, so a wake-up that arrives while we look is not lost.
         self._wake.clear()
         try:
-            await self._look_at_the_queue()
+            await super()._poll_iteration()
         except (RedisError, OSError) as exc:
             # Redis restarting: keep the process (and its turns' state) and look again after the idle poll,
             # instead of crashing into a supervisord restart.
@@ -82,39 +79,24 @@ class WakeableWorker(Worker):
         if not self.burst:
             await wait_event(self._wake, self._idle_poll_s)
 
-    async def _look_at_the_queue(self) -> None:
-        """arq's ``_poll_iteration``, with its queue read and job claims made in one Lua call.
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim the due jobs of this poll in one round trip, then start them.
 
-        Claiming job by job took four round trips each, one job after the other, also for the jobs this
-        worker already runs; under load each round trip waits for a busy event loop, and at 100 turns in
-        flight the queue hop grew to seconds (bench/hop_relay.py). Each round trip left on this path is
-        time before a turn starts.
+        arq claims job by job: WATCH, EXISTS, ZSCORE, then MULTI/SET/EXEC — four round trips each, one
+        job after the other, and it even does that for the jobs this worker is already running (they stay
+        in the queue's sorted set until they finish). Under load each round trip waits for a busy event
+        loop, so starting 50 turns took seconds and the queue hop grew to seconds at 100 turns in flight
+        (bench/hop_relay.py). One Lua call makes the same check-and-claim for all of them, atomically.
         """
-        room = self.max_jobs - self.job_counter
-        if self.burst and self.max_burst_jobs >= 0:
-            room = min(room, self.max_burst_jobs - self._jobs_started())
-        if self.allow_pick_jobs and room > 0:
-            await self._claim_and_start(room)
-        if self.allow_abort_jobs:
-            await self._cancel_aborted_jobs()
-        for job_id, task in list(self.tasks.items()):
-            if task.done():
-                del self.tasks[job_id]
-                task.result()  # as arq does: an error in run_job propagates
-        await self.heart_beat()
-
-    async def _claim_and_start(self, room: int) -> None:
+        room = max(self.max_jobs - self.job_counter, 0)
+        candidates = [job_id for job_id in (raw.decode() for raw in job_ids) if job_id not in self.tasks][:room]
+        if not candidates:
+            return
         if self._claim_script is None:
-            self._claim_script = self.pool.register_script(_CLAIM_DUE_JOBS)
+            self._claim_script = self.pool.register_script(_CLAIM_JOBS)
+        ttl_ms = int(self.in_progress_timeout_s * 1000)
         claimed = await self._claim_script(
-            keys=[self.queue_name],
-            args=[
-                timestamp_ms(),
-                int(self.in_progress_timeout_s * 1000),
-                in_progress_key_prefix,
-                room,
-                self.queue_read_limit,
-            ],
+            keys=[self.queue_name], args=[timestamp_ms(), ttl_ms, in_progress_key_prefix, *candidates]
         )
         for raw_id, raw_score in zip(claimed[::2], claimed[1::2], strict=True):
             await self.sem.acquire()  # room was counted above: this does not wait
