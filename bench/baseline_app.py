@@ -107,8 +107,7 @@ def create_baseline_app(settings: Settings) -> FastAPI:
             settings=settings,
             worker_id="baseline",
             redis=redis,
-            events=None,  # type: ignore[arg-type]  # events go to the socket (SocketEventWriter)
-            batcher=None,  # type: ignore[arg-type]  # one per socket, in answer_ask
+            batcher=None,  # type: ignore[arg-type]  # events go to the socket: a batcher per ask (answer_ask)
             store=store,
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),

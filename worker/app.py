@@ -140,13 +140,13 @@ def build_worker(
         # the turns' events on a client of their own: its connections pack in C (shared.redis_packing)
         events_redis = redis_client(settings.effective_redis_url, socket_timeout=10, socket_connect_timeout=2)
         ctx["events_redis"] = events_redis
-        events = TurnEventWriter(events_redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
         services = WorkerServices(
             settings=settings,
             worker_id=state.worker_id,
             redis=redis,
-            events=events,
-            batcher=EventBatcher(events),
+            batcher=EventBatcher(
+                TurnEventWriter(events_redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
+            ),
             store=store,
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared.settings import Settings
-from shared.turn_events import TurnEventWriter
 from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
 from worker.event_sink import EventBatcher
@@ -20,7 +19,6 @@ class WorkerServices:
     settings: Settings
     worker_id: str
     redis: Redis
-    events: TurnEventWriter
     batcher: EventBatcher  # every turn's events go out through it
     store: KnowledgeStore
     cohere: CohereProvider | None
