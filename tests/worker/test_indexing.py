@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from qdrant_client import models
 from shared.protocol import ErrorCode
 from shared.reindex import ReindexProgress
 from shared.settings import Settings
-from tests.worker.test_store import DIM, SAMPLE_BOOK, HashEmbedder, make_settings
+from tests.worker.test_store import DIM, SAMPLE_BOOK, HashEmbedder
 from worker.cohere_provider import ProviderFailure
 from worker.knowledge.embed_cache import EmbeddingCache
 from worker.knowledge.indexing import IndexBuild, IndexingError, ensure_indexed, index_book
@@ -55,18 +54,6 @@ BOOK = {
         ("Stepping", "A capture step moves the foot where the robot can stop safely."),
     ),
 }
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[KnowledgeStore]:
-    opened = await KnowledgeStore.open(settings)
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import re
 import socket
 import uuid
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +57,6 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[KnowledgeStore]:
-    opened = await KnowledgeStore.open(settings)
-    yield opened
-    await opened.close()
 
 
 # --- indexing and keyword search ----------------------------------------------------------------
