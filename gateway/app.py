@@ -21,7 +21,7 @@ from gateway.turns import TurnStarter
 from shared import keys
 from shared.jobs import job_deserializer, job_serializer
 from shared.rate_limit import RateLimiter
-from shared.redis_packing import connection_pool
+from shared.redis_connections import connection_pool
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)

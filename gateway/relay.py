@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from shared import keys
 from shared.protocol import ErrorCode, ErrorEvent
-from shared.redis_packing import redis_client
+from shared.redis_connections import redis_client
 from shared.turn_events import is_terminal_type
 
 logger = logging.getLogger(__name__)

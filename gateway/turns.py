@@ -7,12 +7,13 @@ import time
 import uuid
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss
+from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
 from shared import keys
-from shared.jobs import RUN_TURN, TurnJob
-from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent
+from shared.jobs import RUN_TURN, TurnJob, job_serializer
+from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, event_payload
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter, TurnStreamLost
 
@@ -27,11 +28,36 @@ class TurnNotAccepted(Exception):
         self.error = error
 
 
+# Starting a turn, in one round trip: what ``ArqRedis.enqueue_job`` writes (the job under arq's key, with its
+# expiry, and its id in the queue, refused if the id exists), preceded by the bound on pending turns and the
+# turn's stream with its ``accepted`` event, and followed by the id on the intake list, where a waiting worker
+# takes it at once (worker/wakeable_worker.py). Done as separate calls it was six sequential round trips
+# (ZCARD, the append script, WATCH/EXISTS/MULTI-EXEC, PUBLISH), each waiting for a busy gateway and a busy
+# Redis before the worker even heard of the turn.
+_START_TURN = """
+-- KEYS[1] the queue, KEYS[2] the job's key, KEYS[3] its result key, KEYS[4] the turn's event stream,
+-- KEYS[5] the intake list. ARGV[1] most pending turns, ARGV[2] the serialized job, ARGV[3] its expiry (ms),
+-- ARGV[4] its score (enqueue time, ms), ARGV[5] the turn id, ARGV[6] the stream's TTL (s), ARGV[7] the
+-- accepted event's JSON. Returns 'ok', 'busy' or 'exists'.
+local most = tonumber(ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= most then return 'busy' end
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 'exists' end
+redis.call('XADD', KEYS[4], '*', 't', 'accepted', 'e', ARGV[7])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[5])
+-- with no worker popping, keep only as many ids as there can be pending turns (the rest are in the queue)
+if redis.call('RPUSH', KEYS[5], ARGV[5]) > most then redis.call('LTRIM', KEYS[5], -most, -1) end
+return 'ok'
+"""
+
+
 class TurnStarter:
     def __init__(self, redis: ArqRedis, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
         self.events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
+        self._start_script = redis.register_script(_START_TURN)
 
     async def start(self, ask: AskFrame) -> AcceptedEvent:
         """Record ``accepted`` in the turn's stream, enqueue the job and wake a worker.
@@ -40,8 +66,38 @@ class TurnStarter:
         the job id is the turn id, so a duplicate enqueue of the same turn is impossible.
         """
         received = time.time()
-        pending = await self._redis.zcard(keys.QUEUE_NAME)  # queued + running (arq keeps both in the set)
-        if pending >= self._settings.max_pending_turns:
+        turn_id = uuid.uuid4().hex
+        conversation_id = ask.conversation_id or uuid.uuid4().hex
+        accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
+        job = TurnJob(
+            turn_id=turn_id,
+            conversation_id=conversation_id,
+            question=ask.question,
+            selected_text=ask.selected_text,
+            enqueued_at=received,
+        )
+        enqueue_ms = timestamp_ms()
+        outcome = await self._start_script(
+            keys=[
+                keys.QUEUE_NAME,
+                job_key_prefix + turn_id,
+                result_key_prefix + turn_id,
+                keys.turn_events(turn_id),
+                keys.TURN_INTAKE,
+            ],
+            args=[
+                self._settings.max_pending_turns,
+                serialize_job(
+                    RUN_TURN, (job.model_dump(mode="json"),), {}, None, enqueue_ms, serializer=job_serializer
+                ),
+                int(self._settings.turn_timeout_s * 1000),
+                enqueue_ms,
+                turn_id,
+                self._settings.turn_events_ttl_s,
+                event_payload(accepted),
+            ],
+        )
+        if outcome == b"busy":
             # Refuse at once rather than queue an answer that would arrive too late to matter.
             raise TurnNotAccepted(
                 ErrorEvent(
@@ -51,29 +107,8 @@ class TurnStarter:
                     retry_after=BUSY_RETRY_AFTER_S,
                 )
             )
-        turn_id = uuid.uuid4().hex
-        conversation_id = ask.conversation_id or uuid.uuid4().hex
-        accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
-        await self.events.append(turn_id, [accepted], create=True)
-        job = TurnJob(
-            turn_id=turn_id,
-            conversation_id=conversation_id,
-            question=ask.question,
-            selected_text=ask.selected_text,
-            enqueued_at=received,
-        )
-        enqueued = await self._redis.enqueue_job(
-            RUN_TURN,
-            job.model_dump(mode="json"),
-            _job_id=turn_id,
-            _queue_name=keys.QUEUE_NAME,
-            _expires=self._settings.turn_timeout_s,
-        )
-        if enqueued is None:  # only possible if the id already existed: refuse rather than run twice
-            error = ErrorEvent(turn_id=turn_id, code=ErrorCode.INTERNAL, message="the turn could not start")
-            await self.events.append(turn_id, [error])
-            raise TurnNotAccepted(error)
-        await self._redis.publish(keys.WAKE_CHANNEL, b"job")
+        if outcome != b"ok":  # the id existed (a uuid4 collision): refuse rather than run twice
+            raise TurnNotAccepted(ErrorEvent(turn_id=None, code=ErrorCode.INTERNAL, message="the turn could not start"))
         return accepted
 
     async def exists(self, turn_id: str) -> bool:

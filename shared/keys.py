@@ -18,6 +18,11 @@ QUEUE_NAME = f"{PREFIX}:queue"
 # a single round trip, while the poll stays as a safety net if a wake-up is ever missed.
 WAKE_CHANNEL = f"{PREFIX}:wake"
 
+# List of turn job ids, pushed by the gateway in the same call that enqueues the job. Idle workers wait on it
+# in a blocking pop, so Redis hands each new turn to exactly one of them at once (no pub/sub round, no poll).
+# The job is in arq's queue as well: an id lost from this list is still found by arq's poll.
+TURN_INTAKE = f"{PREFIX}:intake"
+
 # Prefix of each worker's heartbeat key (JSON status, short TTL). The gateway's /ready reads these:
 # the gateway must not open Qdrant itself, so the worker reports whether the collection exists.
 WORKER_HEARTBEAT_PREFIX = f"{PREFIX}:worker:"

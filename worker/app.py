@@ -16,7 +16,7 @@ from shared import keys
 from shared.cohere_client import build_cohere_clients
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
-from shared.redis_packing import redis_client
+from shared.redis_connections import redis_client
 from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
@@ -137,7 +137,7 @@ def build_worker(
         cohere_parts = build_cohere_clients(settings)
         cohere = CohereProvider(cohere_parts, settings, redis) if cohere_parts else None
         store = await KnowledgeStore.open(settings)
-        # the turns' events on a client of their own: its connections pack in C (shared.redis_packing)
+        # the turns' events on a client of their own: its connections pack in C (shared.redis_connections)
         events_redis = redis_client(settings.effective_redis_url, socket_timeout=10, socket_connect_timeout=2)
         ctx["events_redis"] = events_redis
         services = WorkerServices(

@@ -1,0 +1,158 @@
+"""How turns reach a worker: the intake list, the claim that fetches what arq's run_job reads, and the poll
+that stays as the safety net. A real Redis, the gateway's real ``TurnStarter``, arq's real ``run_job``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.worker import func
+from redis.asyncio import Redis
+
+from gateway.app import build_redis
+from gateway.turns import TurnStarter
+from shared import keys
+from shared.jobs import RUN_TURN, TurnJob, job_deserializer, job_serializer
+from shared.protocol import AskFrame
+from shared.settings import Settings
+from tests.conftest import SettingsFactory
+from worker.wakeable_worker import WakeableWorker
+
+
+class Recorder:
+    """The job function of these tests: records each run and, when told to, holds it until released."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.runs: list[tuple[str, int]] = []
+        self.ran = asyncio.Event()
+        self.release = asyncio.Event()
+        if not hold:
+            self.release.set()
+
+    async def run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> None:
+        self.runs.append((TurnJob.model_validate(payload).turn_id, ctx["job_try"]))
+        self.ran.set()
+        await self.release.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, recorder: Recorder, **options: Any) -> AsyncIterator[WakeableWorker]:
+    worker = WakeableWorker(
+        functions=[func(recorder.run, name=RUN_TURN, max_tries=1)],
+        redis_url=settings.effective_redis_url,
+        redis_settings=RedisSettings.from_dsn(settings.effective_redis_url),
+        queue_name=keys.QUEUE_NAME,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        allow_abort_jobs=True,
+        keep_result=0,
+        handle_signals=False,
+        **options,
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        recorder.release.set()  # arq's close cancels the jobs it still runs: let them end first
+        async with asyncio.timeout(10):
+            while worker.job_counter:
+                worker.slot_freed.clear()
+                await worker.slot_freed.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+async def start_turn(settings: Settings) -> str:
+    arq = build_redis(settings)
+    try:
+        return (await TurnStarter(arq, settings).start(AskFrame(type="ask", question="What is ROS 2?"))).turn_id
+    finally:
+        await arq.aclose(close_connection_pool=True)
+
+
+async def job_ended(worker: WakeableWorker) -> None:
+    async with asyncio.timeout(10):
+        await worker.slot_freed.wait()
+
+
+async def test_a_turn_is_taken_from_the_intake_and_run_once(make_settings: SettingsFactory, redis: Redis) -> None:
+    settings, recorder = make_settings(), Recorder()
+    # the poll looks once at start-up and then only every minute: the intake must be what starts the turn
+    async with running(settings, recorder, idle_poll_s=60) as worker:
+        turn_id = await start_turn(settings)
+        async with asyncio.timeout(10):
+            await recorder.ran.wait()
+        await job_ended(worker)
+        assert recorder.runs == [(turn_id, 1)], "run once, as its first try"
+        assert worker.taken_from_intake == 1
+        assert await redis.llen(keys.TURN_INTAKE) == 0
+    # arq's own ending of a finished job (run by arq's run_job after the claimed start)
+    assert await redis.zscore(keys.QUEUE_NAME, turn_id) is None
+    assert not await redis.exists(in_progress_key_prefix + turn_id, job_key_prefix + turn_id)
+
+
+async def test_a_turn_whose_id_left_the_intake_unclaimed_is_run_by_the_poll(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    """A worker that popped the id and died before its claim: the job is still in arq's queue."""
+    settings, recorder = make_settings(), Recorder()
+    turn_id = await start_turn(settings)
+    assert await redis.lpop(keys.TURN_INTAKE) == turn_id.encode()
+    async with running(settings, recorder, idle_poll_s=0.2) as worker:
+        await job_ended(worker)
+        assert recorder.runs == [(turn_id, 1)]
+        assert worker.taken_from_intake == 0
+
+
+async def test_a_turn_cancelled_before_it_started_is_not_run(make_settings: SettingsFactory, redis: Redis) -> None:
+    settings, recorder = make_settings(), Recorder()
+    turn_id = await start_turn(settings)
+    arq = build_redis(settings)
+    try:
+        await TurnStarter(arq, settings).cancel(turn_id)
+    finally:
+        await arq.aclose(close_connection_pool=True)
+    async with running(settings, recorder, idle_poll_s=60) as worker:
+        await job_ended(worker)
+        assert worker.taken_from_intake == 1
+    assert recorder.runs == [], "arq's abort-before-start, read from the claim"
+    assert await redis.zscore(keys.QUEUE_NAME, turn_id) is None
+
+
+async def test_an_expired_turn_is_not_run(make_settings: SettingsFactory, redis: Redis) -> None:
+    settings, recorder = make_settings(), Recorder()
+    turn_id = await start_turn(settings)
+    await redis.delete(job_key_prefix + turn_id)  # its job expired before a worker came
+    async with running(settings, recorder, idle_poll_s=60) as worker:
+        await job_ended(worker)
+    assert recorder.runs == []
+    assert await redis.zscore(keys.QUEUE_NAME, turn_id) is None
+
+
+async def test_a_full_worker_leaves_turns_queued_until_a_slot_frees(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    settings, recorder = make_settings(), Recorder(hold=True)
+    async with running(settings, recorder, idle_poll_s=60, max_jobs=2) as worker:
+        first = [await start_turn(settings) for _ in range(2)]
+        async with asyncio.timeout(10):
+            while len(recorder.runs) < 2:
+                recorder.ran.clear()
+                await recorder.ran.wait()
+        third = await start_turn(settings)
+        assert await redis.lrange(keys.TURN_INTAKE, 0, -1) == [third.encode()], "left for a worker with room"
+        assert sorted(turn for turn, _ in recorder.runs) == sorted(first)
+        recorder.ran.clear()
+        recorder.release.set()
+        async with asyncio.timeout(10):
+            await recorder.ran.wait()
+        assert recorder.runs[-1] == (third, 1)
+        assert len(recorder.runs) == 3
+        # the intake and the poll (woken because the worker was full) raced for it; one of them started it once
+        assert worker.taken_from_intake in (2, 3)
