@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import uvloop
 
@@ -14,6 +15,9 @@ from worker.app import build_worker
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.secret_values(), "worker")
+    # The turn intake's thread (worker/turn_intake.py) must get the GIL soon after Redis hands it a turn; by
+    # default a busy event loop keeps it for up to 5 ms before a waiting thread gets a turn.
+    sys.setswitchinterval(0.001)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
     build_worker(settings).run()

@@ -20,6 +20,7 @@ from shared.jobs import RUN_TURN, TurnJob, job_deserializer, job_serializer
 from shared.protocol import AskFrame
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
+from worker.turn_intake import INTAKE_BLOCK_S
 from worker.wakeable_worker import WakeableWorker
 
 
@@ -55,6 +56,8 @@ async def running(settings: Settings, recorder: Recorder, **options: Any) -> Asy
     )
     task = asyncio.create_task(worker.async_run())
     try:
+        async with asyncio.timeout(10):
+            await worker.taking_turns()
         yield worker
     finally:
         recorder.release.set()  # arq's close cancels the jobs it still runs: let them end first
@@ -119,8 +122,7 @@ async def test_a_turn_cancelled_before_it_started_is_not_run(make_settings: Sett
     finally:
         await arq.aclose(close_connection_pool=True)
     async with running(settings, recorder, idle_poll_s=60) as worker:
-        await job_ended(worker)
-        assert worker.taken_from_intake == 1
+        await job_ended(worker)  # the first poll or the intake claimed it: either way the claim read the abort
     assert recorder.runs == [], "arq's abort-before-start, read from the claim"
     assert await redis.zscore(keys.QUEUE_NAME, turn_id) is None
 
@@ -156,3 +158,15 @@ async def test_a_full_worker_leaves_turns_queued_until_a_slot_frees(
         assert len(recorder.runs) == 3
         # the intake and the poll (woken because the worker was full) raced for it; one of them started it once
         assert worker.taken_from_intake in (2, 3)
+
+
+async def test_stopping_interrupts_the_intakes_blocking_pop(make_settings: SettingsFactory) -> None:
+    """The thread waits in a pop of up to 5 s; a stopping worker must not wait that out."""
+    settings, recorder = make_settings(), Recorder()
+    async with contextlib.AsyncExitStack() as stack:
+        worker = await stack.enter_async_context(running(settings, recorder, idle_poll_s=60))
+        intake = worker._intake
+        assert intake is not None and intake.listening.is_set()
+        async with asyncio.timeout(INTAKE_BLOCK_S / 2):
+            await stack.aclose()
+    assert not intake._thread.is_alive()
