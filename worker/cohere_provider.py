@@ -25,6 +25,7 @@ from shared.cohere_client import CohereClients
 from shared.protocol import ErrorCode
 from shared.rate_limit import WindowLimiter
 from shared.settings import Settings
+from worker.cohere_embed import MalformedEmbedResponse, embed_floats
 from worker.cohere_stream import stream_chat_events
 from worker.knowledge.store import Passage
 
@@ -172,33 +173,23 @@ class CohereProvider:
 
     # --- embeddings and rerank ---------------------------------------------------------------------
 
-    async def _embed_call(self, batch: list[str], input_type: str) -> cohere.EmbedByTypeResponse:
-        model = self._settings.cohere_embed_model
-        if model.startswith("embed-v4"):  # only v4 models take output_dimension; v3 sizes are fixed
-            return await self._client.embed(
-                texts=batch,
-                model=model,
-                input_type=input_type,
-                embedding_types=["float"],
-                output_dimension=self._settings.cohere_embed_dimension,
-            )
-        return await self._client.embed(
-            texts=batch,
-            model=model,
-            input_type=input_type,
-            embedding_types=["float"],
-        )
-
     async def _embed(self, texts: Sequence[str], input_type: str) -> list[list[float]]:
+        model = self._settings.cohere_embed_model
+        dimension = self._settings.cohere_embed_dimension if model.startswith("embed-v4") else None  # v3: fixed
         vectors: list[list[float]] = []
         for start in range(0, len(texts), EMBED_BATCH):
             batch = list(texts[start : start + EMBED_BATCH])
             await self._within_limit("embed", len(batch))
-            response = await self._call(lambda batch=batch: self._embed_call(batch, input_type))  # type: ignore[misc]
-            floats = response.embeddings.float_
-            if floats is None or len(floats) != len(batch):
-                raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the embedding service returned no vectors")
-            vectors.extend(floats)
+            try:
+                vectors.extend(
+                    await self._call(
+                        lambda batch=batch: embed_floats(  # type: ignore[misc]
+                            self._client, texts=batch, model=model, input_type=input_type, output_dimension=dimension
+                        )
+                    )
+                )
+            except MalformedEmbedResponse as exc:
+                raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the embedding service returned no vectors") from exc
         return vectors
 
     async def embed_query(self, text: str) -> list[float]:
