@@ -82,7 +82,7 @@ async def _is_dirty(connection: AbstractConnection) -> bool:
         return True
     reader: Any = parser._reader
     stream: Any = parser._stream
-    return bool(reader.has_data() or stream.at_eof() or stream._buffer)
+    return bool(reader.has_data() or stream.at_eof() or stream._buffer or stream.exception() is not None)
 
 
 class PromptConnectionPool(ConnectionPool):

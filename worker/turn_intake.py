@@ -26,7 +26,7 @@ from worker.job_claims import CLAIM_JOBS, ClaimedJob, claim_args, claim_keys, pa
 logger = logging.getLogger(__name__)
 
 # How long one blocking pop waits before it is made again; stopping does not wait for it (CLIENT UNBLOCK).
-INTAKE_BLOCK_S = 5.0
+INTAKE_BLOCK_S = 2.0
 
 
 class TurnIntake:
@@ -36,22 +36,24 @@ class TurnIntake:
         *,
         queue_name: str,
         in_progress_ttl_s: float,
-        room: Callable[[], int],
-        start: Callable[[list[ClaimedJob]], object],
+        free_slots: Callable[[], int],
+        reserve: Callable[[int], int],
+        unreserve: Callable[[int], None],
+        start: Callable[[list[ClaimedJob], int], object],
     ) -> None:
-        """``room()`` says how many more jobs the worker takes now (read from this thread); ``start`` is
-        called from this thread with the claimed jobs and must hand them to the event loop."""
+        """The worker's slots: ``free_slots()`` to size a pop, ``reserve(n)`` (the number granted) before a
+        claim, ``unreserve(n)`` if it fails. ``start(claims, reserved)`` is called from this thread and must hand
+        the claimed jobs, with the slots reserved for them, to the event loop."""
         self._redis_url = redis_url
         self._queue_name = queue_name
         self._in_progress_ttl_s = in_progress_ttl_s
-        self._room = room
+        self._free_slots = free_slots
+        self._reserve = reserve
+        self._unreserve = unreserve
         self._start = start
         self._stopping = threading.Event()
         self.room_freed = threading.Event()  # set by the loop when a job ends
         self.listening = threading.Event()  # connected, and taking turns
-        # Claimed here and handed to the loop, which has not counted them yet: not room any more.
-        self._handed = 0
-        self._handed_lock = threading.Lock()
         self._client_id: int | None = None
         self._thread = threading.Thread(target=self._run, name="turn-intake", daemon=True)
 
@@ -76,11 +78,6 @@ class TurnIntake:
                 logger.debug("could not interrupt the intake's pop: %s", type(exc).__name__)
         self._thread.join(timeout=INTAKE_BLOCK_S + 5)
 
-    def counted(self, jobs: int) -> None:
-        """The loop counted ``jobs`` handed to it (called on the loop)."""
-        with self._handed_lock:
-            self._handed -= jobs
-
     def _run(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
@@ -92,6 +89,9 @@ class TurnIntake:
                 self.listening.set()
                 while not self._stopping.is_set():
                     self._take(client, claim)
+            except RuntimeError:  # the event loop closed under us (a stop that outlived its wait)
+                logger.warning("turn intake: the event loop is gone; stopping")
+                return
             except (RedisError, OSError) as exc:
                 logger.warning(
                     "turn intake lost Redis (%s); the poll starts turns until it is back", type(exc).__name__
@@ -104,22 +104,29 @@ class TurnIntake:
                 client.close()
 
     def _take(self, client: Redis, claim: Any) -> None:
-        room = self._room() - self._handed
-        if room <= 0:
+        free = self._free_slots()
+        if free <= 0:
             self.room_freed.clear()
-            if self._room() - self._handed <= 0:  # a job may have ended between the look and the clear
+            if self._free_slots() <= 0:  # a job may have ended between the look and the clear
                 self.room_freed.wait(INTAKE_BLOCK_S)
             return
-        popped = client.blmpop(INTAKE_BLOCK_S, 1, keys.TURN_INTAKE, direction="LEFT", count=room)  # type: ignore[arg-type]
-        if not popped or self._stopping.is_set():
-            return  # popped while stopping: the ids are still in arq's queue for the poll
+        popped = client.blmpop(INTAKE_BLOCK_S, 1, keys.TURN_INTAKE, direction="LEFT", count=free)  # type: ignore[arg-type]
+        if not popped:
+            return
         _list, raw_ids = popped
-        reply = claim(
-            keys=claim_keys(self._queue_name),
-            args=claim_args([raw.decode() for raw in raw_ids], self._in_progress_ttl_s),
-        )
-        if reply:
-            claims = parse_claims(reply)
-            with self._handed_lock:
-                self._handed += len(claims)
-            self._start(claims)
+        # Room may have gone meanwhile (the poll claims too, and a stopping worker has none): claim what the
+        # reservation grants and give the rest back at the head of the list, for the next worker with room.
+        reserved = 0 if self._stopping.is_set() else self._reserve(len(raw_ids))
+        if reserved < len(raw_ids):
+            client.lpush(keys.TURN_INTAKE, *reversed(raw_ids[reserved:]))
+        if not reserved:
+            return
+        try:
+            reply = claim(
+                keys=claim_keys(self._queue_name),
+                args=claim_args([raw.decode() for raw in raw_ids[:reserved]], self._in_progress_ttl_s),
+            )
+        except BaseException:
+            self._unreserve(reserved)
+            raise
+        self._start(parse_claims(reply), reserved)

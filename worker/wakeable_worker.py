@@ -23,9 +23,11 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import threading
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, retry_key_prefix
 from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -52,7 +54,10 @@ class WakeableWorker(Worker):
         self._wake = asyncio.Event()
         self._claims_redis: Redis | None = None  # ours, not arq's pool: its connections are handed out at once
         self._claim_script: AsyncScript | None = None
-        self._claiming = asyncio.Lock()  # the poll and the intake claim one after the other: room is counted once
+        # Slots are reserved before a claim, by the poll (on the loop) or the intake (on its thread), under one
+        # lock with arq's job counter, so the two together never claim more jobs than there is room for.
+        self._slots = threading.Lock()
+        self._reserved = 0
         self._claimed: dict[str, ClaimedJob] = {}
         self._intake: TurnIntake | None = None
         self._intake_created = asyncio.Event()
@@ -78,8 +83,10 @@ class WakeableWorker(Worker):
                 self._redis_url,
                 queue_name=self.queue_name,
                 in_progress_ttl_s=self.in_progress_timeout_s,
-                room=self._intake_room,
-                start=lambda claims: loop.call_soon_threadsafe(self._start_claimed, claims, True),
+                free_slots=self._free_slots,
+                reserve=self._reserve,
+                unreserve=self._unreserve,
+                start=lambda claims, reserved: loop.call_soon_threadsafe(self._start_claimed, claims, reserved, True),
             )
             self._intake_created.set()  # started by the first poll: after arq's pool and on_startup
         try:
@@ -98,9 +105,57 @@ class WakeableWorker(Worker):
         assert self._intake is not None
         await asyncio.to_thread(self._intake.listening.wait)
 
-    def _intake_room(self) -> int:
-        """How many more jobs to take (read by the intake thread)."""
-        return self.max_jobs - self.job_counter if self.allow_pick_jobs else 0
+    def _free_slots(self) -> int:
+        """Slots neither running a job nor reserved (read by the intake thread as well)."""
+        return self.max_jobs - self.job_counter - self._reserved if self.allow_pick_jobs else 0
+
+    def _reserve(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` slots before a claim (any thread); the number granted."""
+        with self._slots:
+            granted = max(min(wanted, self._free_slots()), 0)
+            self._reserved += granted
+            return granted
+
+    def _unreserve(self, slots: int) -> None:
+        with self._slots:
+            self._reserved -= slots
+
+    def handle_sig(self, signum: int) -> None:
+        """Stopping: cancel the running jobs (arq). A job claimed but not started yet (its task has not taken a
+        step) is not cancelled unseen, which would leave it claimed for hours: its claim is given back, for
+        another worker's poll."""
+        self._stop_intake_soon()
+        unstarted = [job_id for job_id in self._claimed if job_id in self.tasks]
+        waiting = [self.tasks.pop(job_id) for job_id in unstarted]
+        super().handle_sig(signum)  # type: ignore[arg-type]
+        for task in waiting:
+            task.cancel()
+        if unstarted:
+            self.tasks["give-back"] = self.loop.create_task(self._give_back(unstarted))
+
+    async def _give_back(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            self._claimed.pop(job_id, None)
+        try:
+            async with super().pool.pipeline(transaction=True) as pipe:
+                for job_id in job_ids:
+                    pipe.delete(in_progress_key_prefix + job_id)
+                    pipe.decr(retry_key_prefix + job_id)
+                pipe.publish(keys.WAKE_CHANNEL, b"job")
+                await pipe.execute()
+            logger.info("gave back %d claimed turns that had not started", len(job_ids))
+        except (RedisError, OSError) as exc:
+            logger.warning("could not give back %d claimed turns (%s)", len(job_ids), type(exc).__name__)
+
+    def handle_sig_wait_for_completion(self, signum: int) -> None:
+        """SIGTERM: stop taking turns at once (arq stops its poll; the intake's pop must stop too, or a turn
+        arriving during the grace period would start here only to be cancelled), then let running ones end."""
+        self._stop_intake_soon()
+        super().handle_sig_wait_for_completion(signum)  # type: ignore[arg-type]
+
+    def _stop_intake_soon(self) -> None:
+        if self._intake is not None and self._intake.started:
+            self.loop.run_in_executor(None, self._intake.stop)
 
     async def _poll_iteration(self) -> None:
         if self._intake is not None and not self._intake.started:
@@ -118,35 +173,34 @@ class WakeableWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """The poll's start: claim the due jobs among ``job_ids`` in one round trip (worker/job_claims.py)."""
-        async with self._claiming:
-            room = max(self.max_jobs - self.job_counter, 0)
-            candidates = [job_id for job_id in (raw.decode() for raw in job_ids) if job_id not in self.tasks][:room]
-            if not candidates:
-                return
-            assert self._claim_script is not None, "claims are made from main()"
+        candidates = [job_id for job_id in (raw.decode() for raw in job_ids) if job_id not in self.tasks]
+        reserved = self._reserve(len(candidates))
+        if not reserved:
+            return
+        assert self._claim_script is not None, "claims are made from main()"
+        try:
             reply = await self._claim_script(
-                keys=claim_keys(self.queue_name), args=claim_args(candidates, self.in_progress_timeout_s)
+                keys=claim_keys(self.queue_name), args=claim_args(candidates[:reserved], self.in_progress_timeout_s)
             )
-            self._start_claimed(parse_claims(reply))
+        except BaseException:
+            self._unreserve(reserved)
+            raise
+        self._start_claimed(parse_claims(reply), reserved)
 
-    def _start_claimed(self, claims: list[ClaimedJob], from_intake: bool = False) -> None:
-        """Start jobs this worker claimed (on the event loop). The slot is counted now; the semaphore, which
-        the poll also holds for a moment, is taken by the job's task."""
+    def _start_claimed(self, claims: list[ClaimedJob], reserved: int, from_intake: bool = False) -> None:
+        """Start jobs this worker claimed, on the event loop: their reserved slots become running ones (and the
+        rest of the reservation is given back)."""
+        with self._slots:
+            self._reserved -= reserved
+            self.job_counter += len(claims)
         for claimed in claims:
-            self.job_counter += 1
             self._claimed[claimed.job_id] = claimed
             self.tasks[claimed.job_id] = self.loop.create_task(self._run_claimed(claimed))
-        if from_intake and self._intake is not None:
+        if from_intake:
             self.taken_from_intake += len(claims)
-            self._intake.counted(len(claims))
 
     async def _run_claimed(self, claimed: ClaimedJob) -> None:
-        try:
-            await self.sem.acquire()
-        except BaseException:
-            self.job_counter -= 1
-            self._claimed.pop(claimed.job_id, None)
-            raise
+        await self.sem.acquire()  # slots were reserved: at most the poll's brief hold is waited for
         try:
             await self.run_job(claimed.job_id, claimed.score)
         finally:
@@ -160,8 +214,9 @@ class WakeableWorker(Worker):
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         """A job's task ended (arq's callback): once its slot is counted free, tell whoever waits for one."""
-        was_full = self.job_counter >= self.max_jobs
-        super()._release_sem_dec_counter_on_complete()
+        with self._slots:
+            was_full = self.job_counter + self._reserved >= self.max_jobs
+            super()._release_sem_dec_counter_on_complete()
         if was_full:
             self._wake.set()  # jobs may be waiting for this slot: look at the queue now, not on the next poll
         self.slot_freed.set()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.worker import func
 from redis.asyncio import Redis
 
@@ -20,6 +20,7 @@ from shared.jobs import RUN_TURN, TurnJob, job_deserializer, job_serializer
 from shared.protocol import AskFrame
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
+from worker.job_claims import claim_args, claim_keys, parse_claims
 from worker.turn_intake import INTAKE_BLOCK_S
 from worker.wakeable_worker import WakeableWorker
 
@@ -40,9 +41,8 @@ class Recorder:
         await self.release.wait()
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings, recorder: Recorder, **options: Any) -> AsyncIterator[WakeableWorker]:
-    worker = WakeableWorker(
+def make_worker(settings: Settings, recorder: Recorder, **options: Any) -> WakeableWorker:
+    return WakeableWorker(
         functions=[func(recorder.run, name=RUN_TURN, max_tries=1)],
         redis_url=settings.effective_redis_url,
         redis_settings=RedisSettings.from_dsn(settings.effective_redis_url),
@@ -54,6 +54,11 @@ async def running(settings: Settings, recorder: Recorder, **options: Any) -> Asy
         handle_signals=False,
         **options,
     )
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, recorder: Recorder, **options: Any) -> AsyncIterator[WakeableWorker]:
+    worker = make_worker(settings, recorder, **options)
     task = asyncio.create_task(worker.async_run())
     try:
         async with asyncio.timeout(10):
@@ -170,3 +175,38 @@ async def test_stopping_interrupts_the_intakes_blocking_pop(make_settings: Setti
         async with asyncio.timeout(INTAKE_BLOCK_S / 2):
             await stack.aclose()
     assert not intake._thread.is_alive()
+
+
+async def test_a_claimed_turn_that_had_not_started_when_the_worker_stopped_is_given_back(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    """Stopping cancels a job's task before its first step unseen: its claim would hold the turn for hours."""
+    settings, recorder = make_settings(), Recorder()
+    worker = make_worker(settings, recorder, idle_poll_s=60)
+    run = asyncio.create_task(worker.async_run())
+    async with asyncio.timeout(10):
+        await worker.taking_turns()
+    arq = build_redis(settings)
+    try:  # enqueued by arq alone: neither the intake nor a wake-up hears of it
+        job = TurnJob(turn_id="held", conversation_id="c", question="q", enqueued_at=0.0)
+        assert await arq.enqueue_job(RUN_TURN, job.model_dump(mode="json"), _job_id="held", _queue_name=keys.QUEUE_NAME)
+    finally:
+        await arq.aclose(close_connection_pool=True)
+    assert worker._claim_script is not None
+    reply = await worker._claim_script(
+        keys=claim_keys(keys.QUEUE_NAME), args=claim_args(["held"], worker.in_progress_timeout_s)
+    )
+    assert worker._reserve(1) == 1
+    worker._start_claimed(parse_claims(reply), 1)
+    await worker.close()  # in the same step: the job's task has not run
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    assert recorder.runs == []
+    assert not await redis.exists(in_progress_key_prefix + "held"), "the claim was given back"
+    assert await redis.get(retry_key_prefix + "held") == b"0", "its try was not spent"
+    async with running(settings, recorder, idle_poll_s=0.2) as other:
+        async with asyncio.timeout(10):
+            await recorder.ran.wait()
+        assert recorder.runs == [("held", 1)], "another worker runs it, as its first try"
+        await job_ended(other)
