@@ -92,11 +92,21 @@ class WakeableWorker(Worker):
         try:
             await super().main()
         finally:
-            if self._intake is not None and self._intake.started:
-                await asyncio.to_thread(self._intake.stop)
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            # arq cancels main() again when it closes after a signal: the clean-up must not be cut short
+            cleanup = asyncio.ensure_future(self._stop_helpers(listener))
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                await cleanup
+                raise
+
+    async def _stop_helpers(self, listener: asyncio.Task[None]) -> None:
+        if self._intake is not None and self._intake.started:
+            await asyncio.to_thread(self._intake.stop)
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        if self._claims_redis is not None:
             await self._claims_redis.aclose()
 
     async def taking_turns(self) -> None:
