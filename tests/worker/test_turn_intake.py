@@ -166,7 +166,7 @@ async def test_a_full_worker_leaves_turns_queued_until_a_slot_frees(
 
 
 async def test_stopping_interrupts_the_intakes_blocking_pop(make_settings: SettingsFactory) -> None:
-    """The thread waits in a pop of up to 5 s; a stopping worker must not wait that out."""
+    """The thread waits in a pop of up to INTAKE_BLOCK_S; a stopping worker must not wait that out."""
     settings, recorder = make_settings(), Recorder()
     async with contextlib.AsyncExitStack() as stack:
         worker = await stack.enter_async_context(running(settings, recorder, idle_poll_s=60))
