@@ -13,9 +13,9 @@ PREFIX = "tutor"
 # the same Redis never picks up our jobs.
 QUEUE_NAME = f"{PREFIX}:queue"
 
-# Pub/sub channel that wakes idle workers the moment a job is enqueued or aborted. arq polls Redis
-# every poll_delay seconds; waiting on this channel instead turns a ~250 ms average start delay into
-# a single round trip, while the poll stays as a safety net if a wake-up is ever missed.
+# Pub/sub channel that wakes the workers' arq poll at once for what does not come through the intake list:
+# aborts, re-index jobs, turns given back by a stopping worker. arq polls Redis every poll_delay seconds;
+# the poll stays (every 0.5 s) as a safety net if a wake-up is ever missed.
 WAKE_CHANNEL = f"{PREFIX}:wake"
 
 # List of turn job ids, pushed by the gateway in the same call that enqueues the job. Idle workers wait on it

@@ -47,7 +47,7 @@ _CLAIMED: contextvars.ContextVar[ClaimedJob | None] = contextvars.ContextVar("cl
 
 class WakeableWorker(Worker):
     def __init__(self, *args: Any, redis_url: str, idle_poll_s: float = 0.5, **kwargs: Any) -> None:
-        kwargs["poll_delay"] = 0  # arq's sleep is replaced by _wait_for_work below
+        kwargs["poll_delay"] = 0  # arq's sleep is replaced by the wait on ``_wake`` in _poll_iteration
         super().__init__(*args, **kwargs)
         self._redis_url = redis_url
         self._idle_poll_s = idle_poll_s
@@ -59,8 +59,22 @@ class WakeableWorker(Worker):
         self._slots = threading.Lock()
         self._reserved = 0
         self._claimed: dict[str, ClaimedJob] = {}
-        self._intake: TurnIntake | None = None
-        self._intake_created = asyncio.Event()
+        # The intake thread (not in burst mode), started by the first poll: after arq's pool and on_startup.
+        self._intake = (
+            None
+            if self.burst
+            else TurnIntake(
+                redis_url,
+                queue_name=self.queue_name,
+                in_progress_ttl_s=self.in_progress_timeout_s,
+                free_slots=self._free_slots,
+                reserve=self._reserve,
+                unreserve=self._unreserve,
+                start=lambda claims, reserved: self.loop.call_soon_threadsafe(
+                    self._start_claimed, claims, reserved, True
+                ),
+            )
+        )
         self.slot_freed = asyncio.Event()  # set whenever a job ends
         self.wakeups_received = 0
         self.taken_from_intake = 0
@@ -77,18 +91,6 @@ class WakeableWorker(Worker):
         self._claims_redis = redis_client(self._redis_url, socket_timeout=10, socket_connect_timeout=5)
         self._claim_script = self._claims_redis.register_script(CLAIM_JOBS)
         listener = asyncio.create_task(self._listen_for_wakeups(), name="wake-listener")
-        if not self.burst:
-            loop = asyncio.get_running_loop()
-            self._intake = TurnIntake(
-                self._redis_url,
-                queue_name=self.queue_name,
-                in_progress_ttl_s=self.in_progress_timeout_s,
-                free_slots=self._free_slots,
-                reserve=self._reserve,
-                unreserve=self._unreserve,
-                start=lambda claims, reserved: loop.call_soon_threadsafe(self._start_claimed, claims, reserved, True),
-            )
-            self._intake_created.set()  # started by the first poll: after arq's pool and on_startup
         try:
             await super().main()
         finally:
@@ -111,8 +113,7 @@ class WakeableWorker(Worker):
 
     async def taking_turns(self) -> None:
         """Until the intake thread is connected and popping (tests: only then is a turn sure to go that way)."""
-        await self._intake_created.wait()
-        assert self._intake is not None
+        assert self._intake is not None, "a burst worker has no intake"
         await asyncio.to_thread(self._intake.listening.wait)
 
     def _free_slots(self) -> int:
