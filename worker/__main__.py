@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import uvloop
-
 from shared.logs import configure_logging
 from shared.settings import load_settings
 from worker.app import build_worker
+from worker.starts_first_loop import StartsFirstEventLoop
 
 
 def main() -> None:
@@ -18,8 +17,8 @@ def main() -> None:
     # The turn intake's thread (worker/turn_intake.py) must get the GIL soon after Redis hands it a turn; by
     # default a busy event loop keeps it for up to 5 ms before a waiting thread gets a turn.
     sys.setswitchinterval(0.001)
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    # Not uvloop (the gateway's): this loop starts turns ahead of the answer streams' queued callbacks.
+    asyncio.set_event_loop(StartsFirstEventLoop())
     build_worker(settings).run()
 
 

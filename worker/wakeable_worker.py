@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -37,6 +38,7 @@ from shared import keys
 from shared.redis_connections import redis_client
 from shared.waiting import wait_event
 from worker.job_claims import CLAIM_JOBS, ClaimedJob, ClaimedJobPool, claim_args, claim_keys, parse_claims
+from worker.starts_first_loop import StartsFirstEventLoop
 from worker.turn_intake import TurnIntake
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,12 @@ class WakeableWorker(Worker):
         self._slots = threading.Lock()
         self._reserved = 0
         self._claimed: dict[str, ClaimedJob] = {}
+        # On the worker's own loop (python -m worker), a job's start goes ahead of the callbacks already queued
+        # (the answer streams'): the hand-off from the intake, the task that runs it and the job's own task.
+        call_from_intake: Callable[..., object] = self.loop.call_soon_threadsafe
+        if isinstance(self.loop, StartsFirstEventLoop):
+            self.loop.start_first(WakeableWorker._run_claimed, *(f.coroutine for f in self.functions.values()))
+            call_from_intake = self.loop.call_first_threadsafe
         # The intake thread (not in burst mode), started by the first poll: after arq's pool and on_startup.
         self._intake = (
             None
@@ -70,9 +78,7 @@ class WakeableWorker(Worker):
                 free_slots=self._free_slots,
                 reserve=self._reserve,
                 unreserve=self._unreserve,
-                start=lambda claims, reserved: self.loop.call_soon_threadsafe(
-                    self._start_claimed, claims, reserved, True
-                ),
+                start=lambda claims, reserved: call_from_intake(self._start_claimed, claims, reserved, True),
             )
         )
         self.slot_freed = asyncio.Event()  # set whenever a job ends
