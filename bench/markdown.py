@@ -22,6 +22,8 @@ def _n(value: Any, unit: str = "") -> str:
         return NONE
     if isinstance(value, float) and value >= 100:
         text = f"{value:,.0f}"
+    elif isinstance(value, float) and abs(value) < 10:
+        text = f"{value:.2f}"  # near a target of a few ms the second decimal decides (5.02 misses ≤ 5)
     elif isinstance(value, float):
         text = f"{value:,.1f}"
     else:
