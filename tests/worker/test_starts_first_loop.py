@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import selectors
 import threading
 from collections.abc import Callable, Iterator
@@ -13,7 +14,9 @@ import pytest
 from shared.jobs import TurnJob
 from tests.conftest import IsolatedSettings
 from tests.worker.test_turn_intake import Recorder, make_worker
+from worker.job_claims import ClaimedJob
 from worker.starts_first_loop import StartsFirstEventLoop
+from worker.wakeable_worker import WakeableWorker
 
 
 @pytest.fixture
@@ -128,14 +131,34 @@ def test_a_task_created_from_a_running_task_goes_ahead_too(loop: StartsFirstEven
     assert order == ["job", 0, 1]
 
 
-def test_a_turn_workers_jobs_start_ahead_of_the_queue_on_this_loop(loop: StartsFirstEventLoop, tmp_path: Path) -> None:
-    """The worker registers its job functions with the loop ``python -m worker`` gives it."""
+def test_a_coroutine_function_is_refused_as_a_callback_in_debug_mode(loop: StartsFirstEventLoop) -> None:
+    loop.set_debug(True)
+    with pytest.raises(TypeError):  # as call_soon_threadsafe refuses it: it would never be awaited
+        loop.call_first_threadsafe(job)
+
+
+def test_a_callable_without_code_is_left_out_of_the_starts(loop: StartsFirstEventLoop) -> None:
+    loop.start_first(functools.partial(job))  # nothing to recognise its coroutines by; not an error
+    order: list[object] = []
+    queue_callbacks(loop, order, 1)
+    loop.create_task(job(order, "job"))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order == [0, "job"]
+
+
+def worker_on(loop: StartsFirstEventLoop, tmp_path: Path, recorder: Recorder) -> WakeableWorker:
     asyncio.set_event_loop(loop)  # where arq's Worker finds its loop
     try:
-        recorder = Recorder()
-        make_worker(IsolatedSettings(redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path), recorder)
+        return make_worker(IsolatedSettings(redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path), recorder)
     finally:
         asyncio.set_event_loop(None)
+
+
+def test_a_turn_workers_jobs_start_ahead_of_the_queue_on_this_loop(loop: StartsFirstEventLoop, tmp_path: Path) -> None:
+    """The worker registers its job functions with the loop ``python -m worker`` gives it."""
+    recorder = Recorder()
+    worker_on(loop, tmp_path, recorder)
     order: list[object] = []
     loop.call_soon(lambda: order.append(f"queued, after {len(recorder.runs)} run"))
     job = TurnJob(turn_id="t", conversation_id="c", question="q", enqueued_at=0.0)
@@ -143,3 +166,41 @@ def test_a_turn_workers_jobs_start_ahead_of_the_queue_on_this_loop(loop: StartsF
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert order == ["queued, after 1 run"]
+
+
+def test_a_batch_of_claimed_turns_starts_ahead_of_the_queue_and_in_its_order(
+    loop: StartsFirstEventLoop, tmp_path: Path
+) -> None:
+    worker = worker_on(loop, tmp_path, Recorder())
+    order: list[object] = []
+
+    async def run_job(job_id: str, score: int) -> None:
+        order.append(job_id)
+
+    worker.run_job = run_job  # type: ignore[method-assign]  # what _run_claimed calls; arq's needs Redis
+    claims = [ClaimedJob(job_id=name, score=0, job=None, job_try=1, aborted=False) for name in "abc"]
+    assert worker._reserve(3) == 3
+    loop.call_soon(worker._start_claimed, claims, 3)
+    queue_callbacks(loop, order, 2)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order == ["a", "b", "c", 0, 1]
+    assert worker.job_counter == 0, "each slot given back as its job ended"
+
+
+def test_the_intakes_hand_off_goes_ahead_of_the_queue(loop: StartsFirstEventLoop, tmp_path: Path) -> None:
+    worker = worker_on(loop, tmp_path, Recorder())
+    order: list[object] = []
+    worker._start_claimed = lambda claims, reserved, from_intake=False: order.append("hand-off")  # type: ignore[method-assign]
+    intake = worker._intake
+    assert intake is not None
+
+    def first_of_the_pass() -> None:
+        order.append("running")
+        from_another_thread(lambda: intake._start([], 0))  # what the intake thread calls after a claim
+
+    loop.call_soon(first_of_the_pass)
+    queue_callbacks(loop, order, 2)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order == ["running", "hand-off", 0, 1]
