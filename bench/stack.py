@@ -190,7 +190,10 @@ class LocalStack:
         self.redis_port = free_port()
         self.fake_port = free_port()
         self.gateway_port = free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        # The service reaches Redis as the product runs it (shared/redis_server.py): over a unix socket. The TCP
+        # port is only for the readiness probe.
+        self.redis_socket = workdir / "redis" / "redis.sock"
+        self.redis_url = f"unix://{self.redis_socket}?db=0"
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.chat_url = f"ws://127.0.0.1:{self.gateway_port}/ws/chat"
@@ -254,6 +257,7 @@ class LocalStack:
         self._spawn(
             "redis",
             [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--unixsocket", str(self.redis_socket), "--unixsocketperm", "700",
              "--dir", str(redis_dir), "--maxclients", "20000"],
             dict(os.environ),
         )  # fmt: skip
