@@ -6,8 +6,8 @@
    cache), to show what dense vectors cost the embedded store. Phases are also timed one by one.
 2. Retrieval latency as the worker sees it: ``KnowledgeStore.search`` awaited on the worker's event loop
    (worker/starts_first_loop.py), through the store's one Qdrant thread, for the evaluation questions,
-   keyword-only and hybrid (dense + BM25, RRF), at the books' size and padded to 2,000 chunks; one query at a time and
-   eight in flight at once.
+   keyword-only and hybrid (dense + BM25, RRF), at the books' size and padded to 2,000 chunks; one query at
+   a time and eight in flight at once.
 
 Numbers depend on the machine; the targets are >= 1,000 chunks/s and p50 <= 20 ms at <= 2,000 chunks.
 """
