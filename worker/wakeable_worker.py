@@ -64,7 +64,6 @@ class WakeableWorker(Worker):
         # On the worker's own loop (python -m worker), a job's start goes ahead of the callbacks already queued
         # (the answer streams'): the hand-off from the intake, the task that runs it and the job's own task.
         call_from_intake: Callable[..., object] = self.loop.call_soon_threadsafe
-        self._starts_first = isinstance(self.loop, StartsFirstEventLoop)
         if isinstance(self.loop, StartsFirstEventLoop):
             self.loop.start_first(WakeableWorker._run_claimed, *(f.coroutine for f in self.functions.values()))
             call_from_intake = self.loop.call_first_threadsafe
@@ -212,7 +211,7 @@ class WakeableWorker(Worker):
             self._reserved -= reserved
             self.job_counter += len(claims)
         # On a loop that starts them first, the last task created runs first: create them in reverse
-        for claimed in reversed(claims) if self._starts_first else claims:
+        for claimed in reversed(claims) if isinstance(self.loop, StartsFirstEventLoop) else claims:
             self._claimed[claimed.job_id] = claimed
             self.tasks[claimed.job_id] = self.loop.create_task(self._run_claimed(claimed))
         if from_intake:
