@@ -51,6 +51,12 @@ def gateway_wake(gateway_id: str) -> str:
     return f"{PREFIX}:gateway:{gateway_id}:wake"
 
 
+def intake_held(intake_id: str) -> str:
+    """One worker's list that its blocking pop moves a new turn's id to, emptied by the claim Redis runs right
+    after that pop (worker/job_claims.py), so it holds an id only between the two."""
+    return f"{PREFIX}:intake:held:{intake_id}"
+
+
 def worker_heartbeat(worker_id: str) -> str:
     return f"{WORKER_HEARTBEAT_PREFIX}{worker_id}"
 

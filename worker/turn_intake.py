@@ -6,6 +6,12 @@ turns in flight (bench/hop_relay.py, stage timestamps), a blocking pop made by t
 waited for the loop to come round. Here both are made by a thread on a connection of its own, which sleeps
 in the socket read without holding the GIL; only the start of the claimed jobs goes to the loop.
 
+The pop and the claim are one round trip: the pop (BLMOVE) moves the id to this worker's held list, and the
+claim is sent behind it in the same pipeline, so Redis runs it the moment it serves the pop and answers both
+together. Before, the claim was a second round trip, and so a second wake-up of this thread (and a second
+wait for the GIL) in every turn's hop. The claim is made before the reservation of a slot, so a blocked pop
+holds no slot the poll might need; a claim there turns out to be no room for is given back at once.
+
 An id popped here whose claim fails was started elsewhere (by a poll) or has ended. If this process dies
 between the pop and the claim, the job is still in arq's queue, where the next poll of any worker finds it.
 """
@@ -14,14 +20,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from shared import keys
-from worker.job_claims import CLAIM_JOBS, ClaimedJob, claim_args, claim_keys, parse_claims
+from worker.job_claims import (
+    CLAIM_POPPED,
+    GIVE_BACK,
+    ClaimedJob,
+    claim_popped_args,
+    claim_popped_keys,
+    give_back_args,
+    give_back_keys,
+    parse_claims,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,23 +54,22 @@ class TurnIntake:
         in_progress_ttl_s: float,
         free_slots: Callable[[], int],
         reserve: Callable[[int], int],
-        unreserve: Callable[[int], None],
         start: Callable[[list[ClaimedJob], int], object],
     ) -> None:
-        """The worker's slots: ``free_slots()`` to size a pop, ``reserve(n)`` (the number granted) before a
-        claim, ``unreserve(n)`` if it fails. ``start(claims, reserved)`` is called from this thread and must hand
-        the claimed jobs, with the slots reserved for them, to the event loop."""
+        """The worker's slots: ``free_slots()`` to size a pop, ``reserve(n)`` (the number granted) for the jobs
+        it claimed. ``start(claims, reserved)`` is called from this thread and must hand the claimed jobs, with
+        the slots reserved for them, to the event loop."""
         self._redis_url = redis_url
         self._queue_name = queue_name
         self._in_progress_ttl_s = in_progress_ttl_s
         self._free_slots = free_slots
         self._reserve = reserve
-        self._unreserve = unreserve
         self._start = start
         self._stopping = threading.Event()
         self.room_freed = threading.Event()  # set by the loop when a job ends
         self.listening = threading.Event()  # connected, and taking turns
         self._client_id: int | None = None
+        self._held = keys.intake_held(uuid.uuid4().hex)
         self._thread = threading.Thread(target=self._run, name="turn-intake", daemon=True)
 
     @property
@@ -84,11 +99,11 @@ class TurnIntake:
             client = Redis.from_url(self._redis_url, socket_timeout=INTAKE_BLOCK_S + 5, socket_connect_timeout=5)
             try:
                 self._client_id = int(cast(int, client.client_id()))
-                claim = client.register_script(CLAIM_JOBS)
+                scripts = _Scripts(client)
                 backoff = 0.1
                 self.listening.set()
                 while not self._stopping.is_set():
-                    self._take(client, claim)
+                    self._take(client, scripts)
             except RuntimeError:  # the event loop closed under us (a stop that outlived its wait)
                 logger.warning("turn intake: the event loop is gone; stopping")
                 return
@@ -103,30 +118,44 @@ class TurnIntake:
                 self._client_id = None
                 client.close()
 
-    def _take(self, client: Redis, claim: Any) -> None:
+    def _take(self, client: Redis, scripts: _Scripts) -> None:
         free = self._free_slots()
         if free <= 0:
             self.room_freed.clear()
             if self._free_slots() <= 0:  # a job may have ended between the look and the clear
                 self.room_freed.wait(INTAKE_BLOCK_S)
             return
-        popped = client.blmpop(INTAKE_BLOCK_S, 1, keys.TURN_INTAKE, direction="LEFT", count=free)  # type: ignore[arg-type]
-        if not popped:
+        claim_keys = claim_popped_keys(self._queue_name, self._held)
+        claim_args = claim_popped_args(free, self._in_progress_ttl_s)
+        # One round trip: Redis runs the claim right after it serves the pop (a blocked client's next command
+        # waits in its buffer until then), and both answers come back together.
+        pipe = client.pipeline(transaction=False)
+        pipe.blmove(keys.TURN_INTAKE, self._held, INTAKE_BLOCK_S, "LEFT", "RIGHT")  # type: ignore[arg-type]
+        pipe.evalsha(scripts.claim.sha, len(claim_keys), *claim_keys, *claim_args)
+        _moved, reply = pipe.execute(raise_on_error=False)
+        if isinstance(_moved, Exception):
+            raise _moved
+        if isinstance(reply, NoScriptError):  # Redis restarted: the popped id waits in the held list
+            reply = scripts.claim(keys=claim_keys, args=claim_args)
+        elif isinstance(reply, Exception):
+            raise reply
+        claims = parse_claims(reply)
+        if not claims:
             return
-        _list, raw_ids = popped
-        # Room may have gone meanwhile (the poll claims too, and a stopping worker has none): claim what the
-        # reservation grants and give the rest back at the head of the list, for the next worker with room.
-        reserved = 0 if self._stopping.is_set() else self._reserve(len(raw_ids))
-        if reserved < len(raw_ids):
-            client.lpush(keys.TURN_INTAKE, *reversed(raw_ids[reserved:]))
-        if not reserved:
-            return
-        try:
-            reply = claim(
-                keys=claim_keys(self._queue_name),
-                args=claim_args([raw.decode() for raw in raw_ids[:reserved]], self._in_progress_ttl_s),
-            )
-        except BaseException:
-            self._unreserve(reserved)
-            raise
-        self._start(parse_claims(reply), reserved)
+        # Room may have gone meanwhile (the poll claims too, and a stopping worker has none): start what the
+        # reservation grants and give the rest back, for the next worker with room.
+        reserved = 0 if self._stopping.is_set() else self._reserve(len(claims))
+        if reserved:
+            self._start(claims[:reserved], reserved)
+        if reserved < len(claims):
+            scripts.give_back(keys=give_back_keys(), args=give_back_args(claims[reserved:]))
+
+
+class _Scripts:
+    """The intake's Lua scripts on its connection, loaded up front: the claim is sent by its hash behind the
+    pop, in a pipeline that cannot load it on the way."""
+
+    def __init__(self, client: Redis) -> None:
+        self.claim = client.register_script(CLAIM_POPPED)
+        self.give_back = client.register_script(GIVE_BACK)
+        client.script_load(CLAIM_POPPED)

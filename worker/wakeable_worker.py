@@ -5,9 +5,9 @@ average before a turn starts. Polling faster costs Redis round trips all day lon
 
 * **Turns** arrive through the intake list (``keys.TURN_INTAKE``): the gateway pushes each turn's job id
   there in the same call that enqueues the job, and every worker with room waits on it in a blocking pop,
-  so Redis hands a new turn to exactly one waiting worker the moment it is enqueued. The worker then claims
-  it with the same check arq makes (not in progress anywhere, due) and starts it. The pop and the claim are
-  made by a thread (worker/turn_intake.py), so they do not wait for a busy event loop.
+  so Redis hands a new turn to exactly one waiting worker the moment it is enqueued, and at once runs the
+  claim the worker sent behind the pop: the same check arq makes (not in progress anywhere). The pop and the
+  claim are made by a thread (worker/turn_intake.py), so they do not wait for a busy event loop.
 * **Everything else** (re-index jobs, aborts, deferred and retried jobs, and any turn whose id was popped by
   a worker that died before claiming it) goes through arq's poll of the queue's sorted set, woken by a
   pub/sub message and otherwise run every ``idle_poll_s`` as a safety net. A job is in that sorted set
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, retry_key_prefix
 from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -37,7 +36,17 @@ from redis.exceptions import RedisError
 from shared import keys
 from shared.redis_connections import redis_client
 from shared.waiting import wait_event
-from worker.job_claims import CLAIM_JOBS, ClaimedJob, ClaimedJobPool, claim_args, claim_keys, parse_claims
+from worker.job_claims import (
+    CLAIM_JOBS,
+    GIVE_BACK,
+    ClaimedJob,
+    ClaimedJobPool,
+    claim_args,
+    claim_keys,
+    give_back_args,
+    give_back_keys,
+    parse_claims,
+)
 from worker.starts_first_loop import StartsFirstEventLoop
 from worker.turn_intake import TurnIntake
 
@@ -77,7 +86,6 @@ class WakeableWorker(Worker):
                 in_progress_ttl_s=self.in_progress_timeout_s,
                 free_slots=self._free_slots,
                 reserve=self._reserve,
-                unreserve=self._unreserve,
                 start=lambda claims, reserved: call_from_intake(self._start_claimed, claims, reserved, True),
             )
         )
@@ -142,27 +150,23 @@ class WakeableWorker(Worker):
         step) is not cancelled unseen, which would leave it claimed for hours: its claim is given back, for
         another worker's poll."""
         self._stop_intake_soon()
-        unstarted = [job_id for job_id in self._claimed if job_id in self.tasks]
-        waiting = [self.tasks.pop(job_id) for job_id in unstarted]
+        unstarted = [claimed for job_id, claimed in self._claimed.items() if job_id in self.tasks]
+        waiting = [self.tasks.pop(claimed.job_id) for claimed in unstarted]
         super().handle_sig(signum)  # type: ignore[arg-type]
         for task in waiting:
             task.cancel()
         if unstarted:
             self.tasks["give-back"] = self.loop.create_task(self._give_back(unstarted))
 
-    async def _give_back(self, job_ids: list[str]) -> None:
-        for job_id in job_ids:
-            self._claimed.pop(job_id, None)
+    async def _give_back(self, claims: list[ClaimedJob]) -> None:
+        for claimed in claims:
+            self._claimed.pop(claimed.job_id, None)
         try:
-            async with super().pool.pipeline(transaction=True) as pipe:
-                for job_id in job_ids:
-                    pipe.delete(in_progress_key_prefix + job_id)
-                    pipe.decr(retry_key_prefix + job_id)
-                pipe.publish(keys.WAKE_CHANNEL, b"job")
-                await pipe.execute()
-            logger.info("gave back %d claimed turns that had not started", len(job_ids))
+            give_back = super().pool.register_script(GIVE_BACK)
+            await give_back(keys=give_back_keys(), args=give_back_args(claims))
+            logger.info("gave back %d claimed turns that had not started", len(claims))
         except (RedisError, OSError) as exc:
-            logger.warning("could not give back %d claimed turns (%s)", len(job_ids), type(exc).__name__)
+            logger.warning("could not give back %d claimed turns (%s)", len(claims), type(exc).__name__)
 
     def handle_sig_wait_for_completion(self, signum: int) -> None:
         """SIGTERM: stop taking turns at once (arq stops its poll; the intake's pop must stop too, or a turn
