@@ -20,17 +20,19 @@ from shared import keys
 
 # What arq's Worker.start_jobs checks and sets per job, followed by what arq's run_job reads and writes first
 # (its MULTI of GET job, INCR and EXPIRE of the try count, ZREM from the abort set). A job is claimed when it
-# is queued, due (score <= now) and not in progress anywhere; claiming sets its in-progress key, as arq does.
-# Shared by both claims: KEYS[1] the queue, KEYS[2] arq's abort set; ARGV[1] the in-progress TTL (ms), ARGV[2]
-# the in-progress key prefix, ARGV[3] the job key prefix, ARGV[4] the try-count key prefix. Each job claimed
-# adds id, score, job (nil if it expired), try, aborted (0/1) to ``claimed``.
+# is queued, due (score <= now) and not in progress anywhere; claiming sets its in-progress key, as arq does,
+# to the claimer's token (arq only asks whether the key exists), so that only the claim's maker can give it
+# back. Shared by both claims: KEYS[1] the queue, KEYS[2] arq's abort set; ARGV[1] the in-progress TTL (ms),
+# ARGV[2] the in-progress key prefix, ARGV[3] the job key prefix, ARGV[4] the try-count key prefix, ARGV[5]
+# the claimer's token. Each job claimed adds id, score, job (nil if it expired), try, aborted (0/1) to
+# ``claimed``.
 _CLAIM_ONE = """
 local function claim(id, now, claimed)
   local key = ARGV[2] .. id
   if redis.call('EXISTS', key) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], id)
     if score and tonumber(score) <= now then
-      redis.call('SET', key, '1', 'PX', ARGV[1])
+      redis.call('SET', key, ARGV[5], 'PX', ARGV[1])
       local tries = ARGV[4] .. id
       local try = redis.call('INCR', tries)
       redis.call('EXPIRE', tries, 88400)
@@ -44,19 +46,19 @@ local function claim(id, now, claimed)
 end
 """
 
-# The poll's claim: ARGV[5] now (ms), ARGV[6..] the job ids it found due.
+# The poll's claim: ARGV[6] now (ms), ARGV[7..] the job ids it found due.
 CLAIM_JOBS = (
     _CLAIM_ONE
     + """
 local claimed = {}
-for i = 6, #ARGV do claim(ARGV[i], tonumber(ARGV[5]), claimed) end
+for i = 7, #ARGV do claim(ARGV[i], tonumber(ARGV[6]), claimed) end
 return claimed
 """
 )
 
 # The intake's claim, sent in one pipeline behind the blocking pop that moves a new turn's id from the intake
 # list to this worker's held list (KEYS[3]); Redis runs it the moment that pop is served, so the turn is
-# popped and claimed in one round trip. ARGV[5] is the most turns to take: the held id, then more from the
+# popped and claimed in one round trip. ARGV[6] is the most turns to take: the held id, then more from the
 # intake list (KEYS[4]) if they wait there. Nothing more is taken when the pop timed out or was interrupted,
 # but an id a failed claim left in the held list is claimed by the next one, whatever the pop brought. Ids
 # on the intake list are turns the gateway enqueued to run at once, so only the queue's own check applies
@@ -64,7 +66,7 @@ return claimed
 CLAIM_POPPED = (
     _CLAIM_ONE
     + """
-local most = tonumber(ARGV[5])
+local most = tonumber(ARGV[6])
 local ids = redis.call('LPOP', KEYS[3], most)
 if not ids then return {} end
 if #ids < most then
@@ -79,39 +81,43 @@ return claimed
 
 # Giving back claims of jobs that did not start (no room for them, or the worker is stopping): the claim is
 # undone (in-progress key, try count, and the abort it consumed) and the id goes back at the head of the
-# intake list, first first, for the next worker with room; the polls are woken too. KEYS[1] the intake list,
-# KEYS[2] arq's abort set; ARGV[1] now (ms), ARGV[2] the in-progress key prefix, ARGV[3] the try-count key
-# prefix, ARGV[4] the wake-up channel, then id, aborted (0/1) for each job.
+# intake list, first first, for the next worker with room; the polls are woken too. A claim is undone only
+# while its in-progress key still holds its claimer's token: a give-back made again because its answer was
+# lost must not undo the claim someone made since. KEYS[1] the intake list, KEYS[2] arq's abort set; ARGV[1]
+# now (ms), ARGV[2] the in-progress key prefix, ARGV[3] the try-count key prefix, ARGV[4] the wake-up channel,
+# then id, aborted (0/1), claimer's token for each job.
 GIVE_BACK = """
-for i = #ARGV - 1, 5, -2 do
+for i = #ARGV - 2, 5, -3 do
   local id = ARGV[i]
-  redis.call('DEL', ARGV[2] .. id)
-  redis.call('DECR', ARGV[3] .. id)
-  if ARGV[i + 1] == '1' then redis.call('ZADD', KEYS[2], ARGV[1], id) end
-  redis.call('LPUSH', KEYS[1], id)
+  if redis.call('GET', ARGV[2] .. id) == ARGV[i + 2] then
+    redis.call('DEL', ARGV[2] .. id)
+    redis.call('DECR', ARGV[3] .. id)
+    if ARGV[i + 1] == '1' then redis.call('ZADD', KEYS[2], ARGV[1], id) end
+    redis.call('LPUSH', KEYS[1], id)
+  end
 end
 redis.call('PUBLISH', ARGV[4], 'job')
 """
 
 
-def _claim_settings(in_progress_ttl_s: float) -> list[Any]:
-    return [int(in_progress_ttl_s * 1000), in_progress_key_prefix, job_key_prefix, retry_key_prefix]
+def _claim_settings(in_progress_ttl_s: float, claimer: str) -> list[Any]:
+    return [int(in_progress_ttl_s * 1000), in_progress_key_prefix, job_key_prefix, retry_key_prefix, claimer]
 
 
 def claim_keys(queue_name: str) -> list[str]:
     return [queue_name, abort_jobs_ss]
 
 
-def claim_args(job_ids: list[str], in_progress_ttl_s: float) -> list[Any]:
-    return [*_claim_settings(in_progress_ttl_s), timestamp_ms(), *job_ids]
+def claim_args(job_ids: list[str], in_progress_ttl_s: float, claimer: str) -> list[Any]:
+    return [*_claim_settings(in_progress_ttl_s, claimer), timestamp_ms(), *job_ids]
 
 
 def claim_popped_keys(queue_name: str, held: str) -> list[str]:
     return [queue_name, abort_jobs_ss, held, keys.TURN_INTAKE]
 
 
-def claim_popped_args(most: int, in_progress_ttl_s: float) -> list[Any]:
-    return [*_claim_settings(in_progress_ttl_s), most]
+def claim_popped_args(most: int, in_progress_ttl_s: float, claimer: str) -> list[Any]:
+    return [*_claim_settings(in_progress_ttl_s, claimer), most]
 
 
 def give_back_keys() -> list[str]:
@@ -121,27 +127,33 @@ def give_back_keys() -> list[str]:
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """A job this worker claimed, with what the claim fetched for arq's ``run_job``: the raw job (None if it
-    expired), its try and its abort flag."""
+    expired), its try and its abort flag; and the token its claimer set on its in-progress key."""
 
     job_id: str
     score: int
     job: bytes | None
     job_try: int
     aborted: bool
+    claimer: str
 
 
-def parse_claims(reply: list[Any]) -> list[ClaimedJob]:
+def parse_claims(reply: list[Any], claimer: str) -> list[ClaimedJob]:
     return [
         ClaimedJob(
-            job_id=raw_id.decode(), score=int(float(raw_score)), job=job, job_try=int(job_try), aborted=bool(aborted)
+            job_id=raw_id.decode(),
+            score=int(float(raw_score)),
+            job=job,
+            job_try=int(job_try),
+            aborted=bool(aborted),
+            claimer=claimer,
         )
         for raw_id, raw_score, job, job_try, aborted in (reply[i : i + 5] for i in range(0, len(reply), 5))
     ]
 
 
 def give_back_args(claims: list[ClaimedJob]) -> list[Any]:
-    pairs = [value for claimed in claims for value in (claimed.job_id, int(claimed.aborted))]
-    return [timestamp_ms(), in_progress_key_prefix, retry_key_prefix, keys.WAKE_CHANNEL, *pairs]
+    triples = [value for claimed in claims for value in (claimed.job_id, int(claimed.aborted), claimed.claimer)]
+    return [timestamp_ms(), in_progress_key_prefix, retry_key_prefix, keys.WAKE_CHANNEL, *triples]
 
 
 class _ClaimedJobPipeline:

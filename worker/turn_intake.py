@@ -69,7 +69,9 @@ class TurnIntake:
         self.room_freed = threading.Event()  # set by the loop when a job ends
         self.listening = threading.Event()  # connected, and taking turns
         self._client_id: int | None = None
-        self._held = keys.intake_held(uuid.uuid4().hex)
+        self._claimer = uuid.uuid4().hex  # the token on this intake's claims, and the name of its held list
+        self._held = keys.intake_held(self._claimer)
+        self._unreturned: list[ClaimedJob] = []  # claims to give back, kept until Redis has taken them
         self._thread = threading.Thread(target=self._run, name="turn-intake", daemon=True)
 
     @property
@@ -79,11 +81,15 @@ class TurnIntake:
     def start(self) -> None:
         self._thread.start()
 
+    def stop_taking(self) -> None:
+        """Take no more turns (any thread, at once): a pop already served is given back whole."""
+        self._stopping.set()
+        self.room_freed.set()
+
     def stop(self) -> None:
         """Stop taking turns: interrupt a pop in progress and wait for the thread (blocking: call it from a
         thread of the loop's executor)."""
-        self._stopping.set()
-        self.room_freed.set()
+        self.stop_taking()
         client_id = self._client_id
         if client_id is not None:
             try:
@@ -93,20 +99,24 @@ class TurnIntake:
                 logger.debug("could not interrupt the intake's pop: %s", type(exc).__name__)
         self._thread.join(timeout=INTAKE_BLOCK_S + 5)
 
+    def _connect(self) -> Redis:
+        return Redis.from_url(self._redis_url, socket_timeout=INTAKE_BLOCK_S + 5, socket_connect_timeout=5)
+
     def _run(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
-            client = Redis.from_url(self._redis_url, socket_timeout=INTAKE_BLOCK_S + 5, socket_connect_timeout=5)
+            client = self._connect()
             try:
                 self._client_id = int(cast(int, client.client_id()))
                 scripts = _Scripts(client)
+                self._give_back(scripts, [])  # what a lost connection kept from being given back
                 backoff = 0.1
                 self.listening.set()
                 while not self._stopping.is_set():
                     self._take(client, scripts)
             except RuntimeError:  # the event loop closed under us (a stop that outlived its wait)
                 logger.warning("turn intake: the event loop is gone; stopping")
-                return
+                break
             except (RedisError, OSError) as exc:
                 logger.warning(
                     "turn intake lost Redis (%s); the poll starts turns until it is back", type(exc).__name__
@@ -117,6 +127,8 @@ class TurnIntake:
                 self.listening.clear()
                 self._client_id = None
                 client.close()
+        if self._unreturned:
+            self._last_give_back()
 
     def _take(self, client: Redis, scripts: _Scripts) -> None:
         free = self._free_slots()
@@ -126,29 +138,55 @@ class TurnIntake:
                 self.room_freed.wait(INTAKE_BLOCK_S)
             return
         claim_keys = claim_popped_keys(self._queue_name, self._held)
-        claim_args = claim_popped_args(free, self._in_progress_ttl_s)
+        claim_args = claim_popped_args(free, self._in_progress_ttl_s, self._claimer)
         # One round trip: Redis runs the claim right after it serves the pop (a blocked client's next command
         # waits in its buffer until then), and both answers come back together.
         pipe = client.pipeline(transaction=False)
         pipe.blmove(keys.TURN_INTAKE, self._held, INTAKE_BLOCK_S, "LEFT", "RIGHT")  # type: ignore[arg-type]
         pipe.evalsha(scripts.claim.sha, len(claim_keys), *claim_keys, *claim_args)
-        _moved, reply = pipe.execute(raise_on_error=False)
-        if isinstance(_moved, Exception):
-            raise _moved
-        if isinstance(reply, NoScriptError):  # Redis restarted: the popped id waits in the held list
+        moved, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):  # the script cache was flushed: the popped id waits in the held list
             reply = scripts.claim(keys=claim_keys, args=claim_args)
-        elif isinstance(reply, Exception):
-            raise reply
-        claims = parse_claims(reply)
+        if not isinstance(reply, Exception):
+            self._hand_over(parse_claims(reply, self._claimer), scripts)
+        for answer in (moved, reply):
+            if isinstance(answer, Exception):
+                raise answer
+
+    def _hand_over(self, claims: list[ClaimedJob], scripts: _Scripts) -> None:
+        """Start the claimed jobs there is room for (room may have gone since the pop was sized: the poll claims
+        too, and a stopping worker has none) and give the rest back, for the next worker with room."""
         if not claims:
             return
-        # Room may have gone meanwhile (the poll claims too, and a stopping worker has none): start what the
-        # reservation grants and give the rest back, for the next worker with room.
         reserved = 0 if self._stopping.is_set() else self._reserve(len(claims))
-        if reserved:
-            self._start(claims[:reserved], reserved)
-        if reserved < len(claims):
-            scripts.give_back(keys=give_back_keys(), args=give_back_args(claims[reserved:]))
+        unstarted = claims[reserved:]
+        try:
+            if reserved:
+                self._start(claims[:reserved], reserved)
+        except RuntimeError:  # the loop is gone: none of them will start
+            unstarted = claims
+            raise
+        finally:
+            self._give_back(scripts, unstarted)
+
+    def _give_back(self, scripts: _Scripts, claims: list[ClaimedJob]) -> None:
+        """Undo claims of jobs that will not start here. Kept until Redis has taken them: a claim lost on the
+        way would hold its turn until arq's in-progress expiry (hours), and then it would count as a retry."""
+        self._unreturned.extend(claims)
+        if self._unreturned:
+            scripts.give_back(keys=give_back_keys(), args=give_back_args(self._unreturned))
+            self._unreturned.clear()
+
+    def _last_give_back(self) -> None:
+        try:
+            with self._connect() as client:
+                self._give_back(_Scripts(client), [])
+        except (RedisError, OSError) as exc:
+            logger.warning(
+                "turn intake: %d claimed turns could not be given back (%s); they wait for arq's in-progress expiry",
+                len(self._unreturned),
+                type(exc).__name__,
+            )
 
 
 class _Scripts:

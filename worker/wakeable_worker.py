@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,8 @@ class WakeableWorker(Worker):
         self._wake = asyncio.Event()
         self._claims_redis: Redis | None = None  # ours, not arq's pool: its connections are handed out at once
         self._claim_script: AsyncScript | None = None
+        self._claimer = uuid.uuid4().hex  # the token on the poll's claims (the intake has its own)
+        self._taking_turns = True  # until the worker stops
         # Slots are reserved before a claim, by the poll (on the loop) or the intake (on its thread), under one
         # lock with arq's job counter, so the two together never claim more jobs than there is room for.
         self._slots = threading.Lock()
@@ -89,6 +92,7 @@ class WakeableWorker(Worker):
                 start=lambda claims, reserved: call_from_intake(self._start_claimed, claims, reserved, True),
             )
         )
+        self.giving_back: set[asyncio.Task[None]] = set()  # claims the intake handed over too late, given back
         self.slot_freed = asyncio.Event()  # set whenever a job ends
         self.wakeups_received = 0
         self.taken_from_intake = 0
@@ -144,6 +148,8 @@ class WakeableWorker(Worker):
     def _unreserve(self, slots: int) -> None:
         with self._slots:
             self._reserved -= slots
+        if self._intake is not None:
+            self._intake.room_freed.set()
 
     def handle_sig(self, signum: int) -> None:
         """Stopping: cancel the running jobs (arq). A job claimed but not started yet (its task has not taken a
@@ -168,6 +174,10 @@ class WakeableWorker(Worker):
         except (RedisError, OSError) as exc:
             logger.warning("could not give back %d claimed turns (%s)", len(claims), type(exc).__name__)
 
+    async def close(self) -> None:
+        await asyncio.gather(*self.giving_back)  # before arq's close closes the pool they use
+        await super().close()
+
     def handle_sig_wait_for_completion(self, signum: int) -> None:
         """SIGTERM: stop taking turns at once (arq stops its poll; the intake's pop must stop too, or a turn
         arriving during the grace period would start here only to be cancelled), then let running ones end."""
@@ -175,7 +185,9 @@ class WakeableWorker(Worker):
         super().handle_sig_wait_for_completion(signum)  # type: ignore[arg-type]
 
     def _stop_intake_soon(self) -> None:
+        self._taking_turns = False
         if self._intake is not None and self._intake.started:
+            self._intake.stop_taking()  # at once: a pop served from now on is given back whole
             self.loop.run_in_executor(None, self._intake.stop)
 
     async def _poll_iteration(self) -> None:
@@ -201,16 +213,28 @@ class WakeableWorker(Worker):
         assert self._claim_script is not None, "claims are made from main()"
         try:
             reply = await self._claim_script(
-                keys=claim_keys(self.queue_name), args=claim_args(candidates[:reserved], self.in_progress_timeout_s)
+                keys=claim_keys(self.queue_name),
+                args=claim_args(candidates[:reserved], self.in_progress_timeout_s, self._claimer),
             )
         except BaseException:
             self._unreserve(reserved)
             raise
-        self._start_claimed(parse_claims(reply), reserved)
+        self._start_claimed(parse_claims(reply, self._claimer), reserved)
 
     def _start_claimed(self, claims: list[ClaimedJob], reserved: int, from_intake: bool = False) -> None:
         """Start jobs this worker claimed, on the event loop: their reserved slots become running ones (and the
-        rest of the reservation is given back)."""
+        rest of the reservation is given back). Claims the intake handed over after the worker began to stop
+        are given back instead (their tasks would only be cancelled)."""
+        if from_intake and not self._taking_turns:
+            self._unreserve(reserved)
+            if claims:  # not among arq's ``tasks``: its stop cancels those, and waits for them to end
+                giving_back = self.loop.create_task(self._give_back(claims))
+                self.giving_back.add(giving_back)
+                giving_back.add_done_callback(self.giving_back.discard)
+            return
+        if reserved > len(claims):
+            self._unreserve(reserved - len(claims))
+            reserved = len(claims)
         with self._slots:
             self._reserved -= reserved
             self.job_counter += len(claims)

@@ -4,12 +4,14 @@ what it claims, what it gives back when there is no room, and a claim script Red
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, retry_key_prefix
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from gateway.app import build_redis
@@ -18,7 +20,16 @@ from shared import keys
 from shared.protocol import AskFrame
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
-from worker.job_claims import ClaimedJob
+from worker.job_claims import (
+    CLAIM_JOBS,
+    GIVE_BACK,
+    ClaimedJob,
+    claim_args,
+    claim_keys,
+    give_back_args,
+    give_back_keys,
+    parse_claims,
+)
 from worker.turn_intake import TurnIntake
 
 
@@ -38,11 +49,10 @@ class Starts:
         return self.calls[0]
 
 
-@asynccontextmanager
-async def intake_running(
+def make_intake(
     settings: Settings, starts: Starts, free_slots: Callable[[], int], reserve: Callable[[int], int]
-) -> AsyncIterator[TurnIntake]:
-    intake = TurnIntake(
+) -> TurnIntake:
+    return TurnIntake(
         settings.effective_redis_url,
         queue_name=keys.QUEUE_NAME,
         in_progress_ttl_s=60,
@@ -50,6 +60,13 @@ async def intake_running(
         reserve=reserve,
         start=starts,
     )
+
+
+@asynccontextmanager
+async def intake_running(
+    settings: Settings, starts: Starts, free_slots: Callable[[], int], reserve: Callable[[int], int]
+) -> AsyncIterator[TurnIntake]:
+    intake = make_intake(settings, starts, free_slots, reserve)
     intake.start()
     try:
         yield intake
@@ -114,10 +131,7 @@ async def test_claims_there_is_no_room_for_are_given_back_whole(make_settings: S
     async with intake_running(settings, starts, free_slots=once_then(3, 0), reserve=lambda wanted: 1):
         claims, reserved = await starts.first()
     assert ([claimed.job_id for claimed in claims], reserved) == ([turns[0]], 1)
-    assert await redis.lrange(keys.TURN_INTAKE, 0, -1) == [turns[1].encode(), turns[2].encode()]
-    for turn in turns[1:]:
-        assert not await redis.exists(in_progress_key_prefix + turn), "not in progress"
-        assert await redis.get(retry_key_prefix + turn) == b"0", "its try was not spent"
+    await assert_given_back(redis, turns[1:])
     assert await redis.zscore(abort_jobs_ss, turns[1]) is not None, "still cancelled for whoever claims it next"
     assert await redis.zscore(abort_jobs_ss, turns[2]) is None
 
@@ -137,3 +151,75 @@ async def test_a_turn_popped_after_redis_forgot_the_claim_script_is_claimed_at_o
     assert [(claimed.job_id, claimed.job_try) for claimed in claims] == [(turn, 1)]
     assert await redis.keys(keys.intake_held("*")) == []
     assert [record.message for record in caplog.records if record.name == "worker.turn_intake"] == []
+
+
+async def assert_given_back(redis: Redis, turns: list[str]) -> None:
+    assert await redis.lrange(keys.TURN_INTAKE, 0, -1) == [turn.encode() for turn in turns], "at the head, in order"
+    for turn in turns:
+        assert not await redis.exists(in_progress_key_prefix + turn), "not in progress"
+        assert await redis.get(retry_key_prefix + turn) == b"0", "its try was not spent"
+
+
+async def test_a_pop_served_as_the_intake_stops_is_given_back_whole(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    settings, starts = make_settings(), Starts()
+    turns = await start_turns(settings, 3)
+    sized = threading.Event()
+
+    def stop_as_the_pop_is_sized() -> int:
+        intake.stop_taking()
+        sized.set()
+        return 3
+
+    intake = make_intake(settings, starts, stop_as_the_pop_is_sized, reserve=lambda wanted: wanted)
+    intake.start()
+    assert await asyncio.to_thread(sized.wait, 10)
+    await asyncio.to_thread(intake.stop)
+    assert starts.calls == []
+    await assert_given_back(redis, turns)
+
+
+async def test_a_give_back_redis_refused_is_made_again_once_it_takes_it(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    """Until Redis has taken a give-back the claims are kept: lost, they would hold their turns for hours."""
+    settings, starts = make_settings(), Starts()
+    turns = await start_turns(settings, 3)
+
+    def refuse_scripts_then_grant(wanted: int) -> int:
+        with SyncRedis.from_url(settings.effective_redis_url) as admin:
+            admin.execute_command("ACL", "SETUSER", "default", "-evalsha")
+        return 1
+
+    async with redis.pubsub() as wake_ups:
+        await wake_ups.subscribe(keys.WAKE_CHANNEL)
+        try:
+            async with intake_running(settings, starts, free_slots=once_then(3, 0), reserve=refuse_scripts_then_grant):
+                claims, _ = await starts.first()  # the give-back comes next, and Redis refuses it
+                assert [claimed.job_id for claimed in claims] == turns[:1]
+                assert [await redis.exists(in_progress_key_prefix + turn) for turn in turns] == [1, 1, 1]
+                await redis.execute_command("ACL", "SETUSER", "default", "+evalsha")
+                async with asyncio.timeout(10):
+                    while await wake_ups.get_message(ignore_subscribe_messages=True, timeout=10) is None:
+                        pass
+        finally:
+            await redis.execute_command("ACL", "SETUSER", "default", "+evalsha")
+    await assert_given_back(redis, turns[1:])
+
+
+async def test_a_give_back_undoes_only_a_claim_its_claimer_still_holds(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    """Made again after its answer was lost, a give-back must not undo the claim another worker made since."""
+    settings = make_settings()
+    [turn] = await start_turns(settings, 1)
+    assert await redis.lpop(keys.TURN_INTAKE) == turn.encode()  # claimed by a poll, say
+    reply = await redis.register_script(CLAIM_JOBS)(keys=claim_keys(keys.QUEUE_NAME), args=claim_args([turn], 60, "a"))
+    [claimed] = parse_claims(reply, "a")
+    give_back = redis.register_script(GIVE_BACK)
+    await give_back(keys=give_back_keys(), args=give_back_args([dataclasses.replace(claimed, claimer="b")]))
+    assert await redis.get(in_progress_key_prefix + turn) == b"a", "the other claimer's claim stands"
+    assert await redis.get(retry_key_prefix + turn) == b"1"
+    await give_back(keys=give_back_keys(), args=give_back_args([claimed]))
+    await assert_given_back(redis, [turn])

@@ -178,7 +178,7 @@ def test_a_batch_of_claimed_turns_starts_ahead_of_the_queue_and_in_its_order(
         order.append(job_id)
 
     worker.run_job = run_job  # type: ignore[method-assign]  # what _run_claimed calls; arq's needs Redis
-    claims = [ClaimedJob(job_id=name, score=0, job=None, job_try=1, aborted=False) for name in "abc"]
+    claims = [ClaimedJob(job_id=name, score=0, job=None, job_try=1, aborted=False, claimer="c") for name in "abc"]
     assert worker._reserve(3) == 3
     loop.call_soon(worker._start_claimed, claims, 3)
     queue_callbacks(loop, order, 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from shared.jobs import RUN_TURN, TurnJob, job_deserializer, job_serializer
 from shared.protocol import AskFrame
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
-from worker.job_claims import claim_args, claim_keys, parse_claims
+from worker.job_claims import ClaimedJob, claim_args, claim_keys, parse_claims
 from worker.turn_intake import INTAKE_BLOCK_S
 from worker.wakeable_worker import WakeableWorker
 
@@ -177,6 +178,28 @@ async def test_stopping_interrupts_the_intakes_blocking_pop(make_settings: Setti
     assert not intake._thread.is_alive()
 
 
+async def claim_by_hand(settings: Settings, worker: WakeableWorker, job_id: str) -> list[ClaimedJob]:
+    """A job enqueued by arq alone (neither the intake nor a wake-up hears of it), claimed as the poll claims."""
+    arq = build_redis(settings)
+    try:
+        job = TurnJob(turn_id=job_id, conversation_id="c", question="q", enqueued_at=0.0)
+        assert await arq.enqueue_job(RUN_TURN, job.model_dump(mode="json"), _job_id=job_id, _queue_name=keys.QUEUE_NAME)
+    finally:
+        await arq.aclose(close_connection_pool=True)
+    assert worker._claim_script is not None
+    reply = await worker._claim_script(
+        keys=claim_keys(keys.QUEUE_NAME), args=claim_args([job_id], worker.in_progress_timeout_s, worker._claimer)
+    )
+    assert worker._reserve(1) == 1
+    return parse_claims(reply, worker._claimer)
+
+
+async def assert_given_back(redis: Redis, job_id: str) -> None:
+    assert not await redis.exists(in_progress_key_prefix + job_id), "the claim was given back"
+    assert await redis.get(retry_key_prefix + job_id) == b"0", "its try was not spent"
+    assert await redis.lrange(keys.TURN_INTAKE, 0, -1) == [job_id.encode()], "offered to the next worker with room"
+
+
 async def test_a_claimed_turn_that_had_not_started_when_the_worker_stopped_is_given_back(
     make_settings: SettingsFactory, redis: Redis
 ) -> None:
@@ -186,27 +209,34 @@ async def test_a_claimed_turn_that_had_not_started_when_the_worker_stopped_is_gi
     run = asyncio.create_task(worker.async_run())
     async with asyncio.timeout(10):
         await worker.taking_turns()
-    arq = build_redis(settings)
-    try:  # enqueued by arq alone: neither the intake nor a wake-up hears of it
-        job = TurnJob(turn_id="held", conversation_id="c", question="q", enqueued_at=0.0)
-        assert await arq.enqueue_job(RUN_TURN, job.model_dump(mode="json"), _job_id="held", _queue_name=keys.QUEUE_NAME)
-    finally:
-        await arq.aclose(close_connection_pool=True)
-    assert worker._claim_script is not None
-    reply = await worker._claim_script(
-        keys=claim_keys(keys.QUEUE_NAME), args=claim_args(["held"], worker.in_progress_timeout_s)
-    )
-    assert worker._reserve(1) == 1
-    worker._start_claimed(parse_claims(reply), 1)
+    worker._start_claimed(await claim_by_hand(settings, worker, "held"), 1)
     await worker.close()  # in the same step: the job's task has not run
     run.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await run
     assert recorder.runs == []
-    assert not await redis.exists(in_progress_key_prefix + "held"), "the claim was given back"
-    assert await redis.get(retry_key_prefix + "held") == b"0", "its try was not spent"
+    await assert_given_back(redis, "held")
     async with running(settings, recorder, idle_poll_s=0.2) as other:
         async with asyncio.timeout(10):
             await recorder.ran.wait()
         assert recorder.runs == [("held", 1)], "another worker runs it, as its first try"
         await job_ended(other)
+
+
+async def test_turns_the_intake_hands_over_after_the_worker_began_to_stop_are_given_back(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    """A pop served just before the stop: its hand-off reaches the loop after the signal."""
+    settings, recorder = make_settings(), Recorder()
+    async with running(settings, recorder, idle_poll_s=60) as worker:
+        claims = await claim_by_hand(settings, worker, "late")
+        worker.handle_sig_wait_for_completion(signal.SIGTERM)
+        worker._start_claimed(claims, 1, from_intake=True)
+        assert not worker.tasks, "arq's stop neither cancels the give-back nor waits for it as for a job"
+        assert worker.giving_back
+        assert worker._free_slots() == 0 and worker._reserved == 0, "stopping: no room, and none held"
+    # once the worker has stopped (its close waits for the give-back; its intake may pop the id once more
+    # before it stops, and gives it back in turn)
+    assert not worker.giving_back
+    assert recorder.runs == []
+    await assert_given_back(redis, "late")
