@@ -14,8 +14,8 @@ PREFIX = "tutor"
 QUEUE_NAME = f"{PREFIX}:queue"
 
 # Pub/sub channel that wakes the workers' arq poll at once for what does not come through the intake list:
-# aborts, re-index jobs, turns given back by a stopping worker. arq polls Redis every poll_delay seconds;
-# the poll stays (every 0.5 s) as a safety net if a wake-up is ever missed.
+# aborts and re-index jobs (turns a worker gives back go back on the intake list). arq polls Redis every
+# poll_delay seconds; the poll stays (every 0.5 s) as a safety net if a wake-up is ever missed.
 WAKE_CHANNEL = f"{PREFIX}:wake"
 
 # List of turn job ids, pushed by the gateway in the same call that enqueues the job. Idle workers wait on it

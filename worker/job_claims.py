@@ -81,13 +81,15 @@ return claimed
 
 # Giving back claims of jobs that did not start (no room for them, or the worker is stopping): the claim is
 # undone (in-progress key, try count, and the abort it consumed) and the id goes back at the head of the
-# intake list, first first, for the next worker with room; the polls are woken too. A claim is undone only
-# while its in-progress key still holds its claimer's token: a give-back made again because its answer was
-# lost must not undo the claim someone made since. KEYS[1] the intake list, KEYS[2] arq's abort set; ARGV[1]
-# now (ms), ARGV[2] the in-progress key prefix, ARGV[3] the try-count key prefix, ARGV[4] the wake-up channel,
-# then id, aborted (0/1), claimer's token for each job.
+# intake list, first first, for the next worker with room; a poll finds it in arq's queue as ever. No
+# wake-up is published: the intake list already offers it, and at saturation a wake-up per give-back would
+# only make the polls read the queue again with no room to start anything. A claim is undone only while its
+# in-progress key still holds its claimer's token: a give-back made again because its answer was lost must
+# not undo the claim someone made since. KEYS[1] the intake list, KEYS[2] arq's abort set; ARGV[1] now (ms),
+# ARGV[2] the in-progress key prefix, ARGV[3] the try-count key prefix, then id, aborted (0/1), claimer's
+# token for each job.
 GIVE_BACK = """
-for i = #ARGV - 2, 5, -3 do
+for i = #ARGV - 2, 4, -3 do
   local id = ARGV[i]
   if redis.call('GET', ARGV[2] .. id) == ARGV[i + 2] then
     redis.call('DEL', ARGV[2] .. id)
@@ -96,7 +98,6 @@ for i = #ARGV - 2, 5, -3 do
     redis.call('LPUSH', KEYS[1], id)
   end
 end
-redis.call('PUBLISH', ARGV[4], 'job')
 """
 
 
@@ -153,7 +154,7 @@ def parse_claims(reply: list[Any], claimer: str) -> list[ClaimedJob]:
 
 def give_back_args(claims: list[ClaimedJob]) -> list[Any]:
     triples = [value for claimed in claims for value in (claimed.job_id, int(claimed.aborted), claimed.claimer)]
-    return [timestamp_ms(), in_progress_key_prefix, retry_key_prefix, keys.WAKE_CHANNEL, *triples]
+    return [timestamp_ms(), in_progress_key_prefix, retry_key_prefix, *triples]
 
 
 class _ClaimedJobPipeline:

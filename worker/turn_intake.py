@@ -10,8 +10,9 @@ The pop and the claim are one round trip: the pop (BLMOVE) moves the id to this 
 claim is sent behind it in the same pipeline, so Redis runs it the moment it serves the pop and answers both
 together. Before, the claim was a second round trip, and so a second wake-up of this thread (and a second
 wait for the GIL) in every turn's hop: five alternating pairs of ``python -m bench.hop_relay --levels 100``
-gave hop p50 5.3 -> 3.3 ms and p99 21 -> 15 ms (medians of the runs). The claim is made before the reservation of a slot, so a blocked pop
-holds no slot the poll might need; a claim there turns out to be no room for is given back at once.
+gave hop p50 5.3 -> 3.3 ms and p99 21 -> 15 ms (medians of the runs). The claim is made before the
+reservation of a slot, so a blocked pop holds no slot the poll might need; a claim there turns out to be no
+room for is given back at once.
 
 An id popped here whose claim fails was started elsewhere (by a poll) or has ended. If this process dies
 between the pop and the claim, the job is still in arq's queue, where the next poll of any worker finds it.

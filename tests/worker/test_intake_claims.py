@@ -192,19 +192,16 @@ async def test_a_give_back_redis_refused_is_made_again_once_it_takes_it(
             admin.execute_command("ACL", "SETUSER", "default", "-evalsha")
         return 1
 
-    async with redis.pubsub() as wake_ups:
-        await wake_ups.subscribe(keys.WAKE_CHANNEL)
-        try:
-            async with intake_running(settings, starts, free_slots=once_then(3, 0), reserve=refuse_scripts_then_grant):
-                claims, _ = await starts.first()  # the give-back comes next, and Redis refuses it
-                assert [claimed.job_id for claimed in claims] == turns[:1]
-                assert [await redis.exists(in_progress_key_prefix + turn) for turn in turns] == [1, 1, 1]
-                await redis.execute_command("ACL", "SETUSER", "default", "+evalsha")
-                async with asyncio.timeout(10):
-                    while await wake_ups.get_message(ignore_subscribe_messages=True, timeout=10) is None:
-                        pass
-        finally:
+    try:
+        async with intake_running(settings, starts, free_slots=once_then(3, 0), reserve=refuse_scripts_then_grant):
+            claims, _ = await starts.first()  # the give-back comes next, and Redis refuses it
+            assert [claimed.job_id for claimed in claims] == turns[:1]
+            assert [await redis.exists(in_progress_key_prefix + turn) for turn in turns] == [1, 1, 1]
             await redis.execute_command("ACL", "SETUSER", "default", "+evalsha")
+            # until the give-back lands: a pop that puts what it takes back where it was
+            assert await redis.blmove(keys.TURN_INTAKE, keys.TURN_INTAKE, 10, "LEFT", "LEFT") == turns[1].encode()
+    finally:
+        await redis.execute_command("ACL", "SETUSER", "default", "+evalsha")
     await assert_given_back(redis, turns[1:])
 
 
