@@ -153,8 +153,8 @@ class WakeableWorker(Worker):
 
     def handle_sig(self, signum: int) -> None:
         """Stopping: cancel the running jobs (arq). A job claimed but not started yet (its task has not taken a
-        step) is not cancelled unseen, which would leave it claimed for hours: its claim is given back, for
-        another worker's poll."""
+        step) is not cancelled unseen, which would leave it claimed for hours: its claim is given back, and its
+        id goes back on the intake list for the next worker with room."""
         self._stop_intake_soon()
         unstarted = [claimed for job_id, claimed in self._claimed.items() if job_id in self.tasks]
         waiting = [self.tasks.pop(claimed.job_id) for claimed in unstarted]
