@@ -14,12 +14,10 @@ from arq.constants import abort_jobs_ss, in_progress_key_prefix, retry_key_prefi
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from gateway.app import build_redis
-from gateway.turns import TurnStarter
 from shared import keys
-from shared.protocol import AskFrame
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
+from tests.worker.turn_queue import assert_given_back, cancel_turn, start_turns
 from worker.job_claims import (
     CLAIM_JOBS,
     GIVE_BACK,
@@ -72,23 +70,6 @@ async def intake_running(
         yield intake
     finally:
         await asyncio.to_thread(intake.stop)
-
-
-async def start_turns(settings: Settings, count: int) -> list[str]:
-    arq = build_redis(settings)
-    try:
-        starter = TurnStarter(arq, settings)
-        return [(await starter.start(AskFrame(type="ask", question=f"q{n}"))).turn_id for n in range(count)]
-    finally:
-        await arq.aclose(close_connection_pool=True)
-
-
-async def cancel_turn(settings: Settings, turn_id: str) -> None:
-    arq = build_redis(settings)
-    try:
-        await TurnStarter(arq, settings).cancel(turn_id)
-    finally:
-        await arq.aclose(close_connection_pool=True)
 
 
 def once_then(first: int, after: int) -> Callable[[], int]:
@@ -151,13 +132,6 @@ async def test_a_turn_popped_after_redis_forgot_the_claim_script_is_claimed_at_o
     assert [(claimed.job_id, claimed.job_try) for claimed in claims] == [(turn, 1)]
     assert await redis.keys(keys.intake_held("*")) == []
     assert [record.message for record in caplog.records if record.name == "worker.turn_intake"] == []
-
-
-async def assert_given_back(redis: Redis, turns: list[str]) -> None:
-    assert await redis.lrange(keys.TURN_INTAKE, 0, -1) == [turn.encode() for turn in turns], "at the head, in order"
-    for turn in turns:
-        assert not await redis.exists(in_progress_key_prefix + turn), "not in progress"
-        assert await redis.get(retry_key_prefix + turn) == b"0", "its try was not spent"
 
 
 async def test_a_pop_served_as_the_intake_stops_is_given_back_whole(

@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.worker import func
 from redis.asyncio import Redis
 
 from gateway.app import build_redis
-from gateway.turns import TurnStarter
 from shared import keys
 from shared.jobs import RUN_TURN, TurnJob, job_deserializer, job_serializer
-from shared.protocol import AskFrame
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
+from tests.worker.turn_queue import assert_given_back, cancel_turn, start_turn
 from worker.job_claims import ClaimedJob, claim_args, claim_keys, parse_claims
 from worker.turn_intake import INTAKE_BLOCK_S
 from worker.wakeable_worker import WakeableWorker
@@ -77,14 +76,6 @@ async def running(settings: Settings, recorder: Recorder, **options: Any) -> Asy
         await worker.close()
 
 
-async def start_turn(settings: Settings) -> str:
-    arq = build_redis(settings)
-    try:
-        return (await TurnStarter(arq, settings).start(AskFrame(type="ask", question="What is ROS 2?"))).turn_id
-    finally:
-        await arq.aclose(close_connection_pool=True)
-
-
 async def job_ended(worker: WakeableWorker) -> None:
     async with asyncio.timeout(10):
         await worker.slot_freed.wait()
@@ -122,11 +113,7 @@ async def test_a_turn_whose_id_left_the_intake_unclaimed_is_run_by_the_poll(
 async def test_a_turn_cancelled_before_it_started_is_not_run(make_settings: SettingsFactory, redis: Redis) -> None:
     settings, recorder = make_settings(), Recorder()
     turn_id = await start_turn(settings)
-    arq = build_redis(settings)
-    try:
-        await TurnStarter(arq, settings).cancel(turn_id)
-    finally:
-        await arq.aclose(close_connection_pool=True)
+    await cancel_turn(settings, turn_id)
     async with running(settings, recorder, idle_poll_s=60) as worker:
         await job_ended(worker)  # the first poll or the intake claimed it: either way the claim read the abort
     assert recorder.runs == [], "arq's abort-before-start, read from the claim"
@@ -194,12 +181,6 @@ async def claim_by_hand(settings: Settings, worker: WakeableWorker, job_id: str)
     return parse_claims(reply, worker._claimer)
 
 
-async def assert_given_back(redis: Redis, job_id: str) -> None:
-    assert not await redis.exists(in_progress_key_prefix + job_id), "the claim was given back"
-    assert await redis.get(retry_key_prefix + job_id) == b"0", "its try was not spent"
-    assert await redis.lrange(keys.TURN_INTAKE, 0, -1) == [job_id.encode()], "offered to the next worker with room"
-
-
 async def test_a_claimed_turn_that_had_not_started_when_the_worker_stopped_is_given_back(
     make_settings: SettingsFactory, redis: Redis
 ) -> None:
@@ -215,7 +196,7 @@ async def test_a_claimed_turn_that_had_not_started_when_the_worker_stopped_is_gi
     with contextlib.suppress(asyncio.CancelledError):
         await run
     assert recorder.runs == []
-    await assert_given_back(redis, "held")
+    await assert_given_back(redis, ["held"])
     async with running(settings, recorder, idle_poll_s=0.2) as other:
         async with asyncio.timeout(10):
             await recorder.ran.wait()
@@ -239,4 +220,4 @@ async def test_turns_the_intake_hands_over_after_the_worker_began_to_stop_are_gi
     # before it stops, and gives it back in turn)
     assert not worker.giving_back
     assert recorder.runs == []
-    await assert_given_back(redis, "late")
+    await assert_given_back(redis, ["late"])
