@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 
 from eval.docusaurus_site import render_site, site_app
 from fake_cohere.testing import RunningFake, serve_asgi
 from shared.waiting import wait_event
 from tests.conftest import SettingsFactory
+from tests.factories import SAMPLE_BOOK
 from tests.stack import running_gateway, running_stack, running_worker
-
-SAMPLE_BOOK = Path(__file__).resolve().parents[2] / "book" / "docs"
 
 
 async def test_rest_chat_offline(make_settings: SettingsFactory) -> None:
