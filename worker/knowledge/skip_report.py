@@ -42,7 +42,7 @@ def nothing_to_index(loaded: LoadedSource) -> str:
     if not loaded.skipped:
         if loaded.documents:
             return f"the {len(loaded.documents)} {unit}s read hold no text to index; point the source at the book"
-        where = "the sitemap lists no page" if loaded.kind == "sitemap" else "the folder holds no .md or .mdx file"
+        where = "the sitemap lists no page" if loaded.kind == "sitemap" else "the folder holds no Markdown (.md, .mdx)"
         return f"nothing to index: {where}; point the source at the book's docs"
     reason, count = reasons_by_count(loaded.skipped)[0]
     fix = next((s.fix for s in loaded.skipped if s.reason == reason and s.fix), None)
