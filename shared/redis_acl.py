@@ -67,6 +67,7 @@ COMMANDS: tuple[str, ...] = (
     "xadd",
     "xread",
     "xrange",
+    "xrevrange",
     "xlen",
     # scripts (the commands inside them are checked against these rules too)
     "eval",

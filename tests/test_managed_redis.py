@@ -94,7 +94,7 @@ async def run_the_service(tls_redis: ManagedRedis, admin: Redis, fake: RunningFa
         async with chat(base) as other:
             await other.send({"type": "resume", "turn_id": dropped.turn_id, "after": dropped.events[-1]["id"]})
             resumed = await other.collect()
-        assert resumed.terminal["type"] == "done"
+        assert resumed.terminal["type"] == "done", resumed.events
         assert dropped.text + resumed.text == resumed.terminal["answer"]
 
         answer = await http.post("/api/chat", json={"question": "What does a lidar measure?"})
