@@ -32,6 +32,7 @@ class WorkerState:
         self.status: CollectionStatus | None = None
         self.status_changed = asyncio.Event()  # beat now with the new status
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
+        self.published_failure = asyncio.Event()  # why the first indexing failed is in Redis, for /ready
 
 
 async def refresh_status(services: WorkerServices, state: WorkerState) -> None:

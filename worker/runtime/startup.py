@@ -18,7 +18,7 @@ from shared.turn_events import TurnEventWriter
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.store import KnowledgeStore
-from worker.reindex.job import index_at_startup, schedule_reindexes
+from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
 from worker.runtime.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
@@ -47,13 +47,26 @@ async def index_until_ready(services: WorkerServices, state: WorkerState) -> Non
                 )
             state.indexing, state.index_error = False, None
             state.changed.set()
+            await _publish_failure(services, None)
             return
         except Exception as exc:
-            state.index_error = f"indexing failed: {type(exc).__name__}"
+            state.index_error = first_start_failure(exc)
             state.changed.set()
+            if await _publish_failure(services, state.index_error):
+                state.published_failure.set()
             logger.warning("indexing the book failed (%s); retrying in %.0fs", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
+
+
+async def _publish_failure(services: WorkerServices, line: str | None) -> bool:
+    """Why the first indexing failed (None: it no longer fails), for ``/ready`` to show."""
+    try:
+        await publish_first_start_failure(services.redis, line)
+    except Exception as exc:  # /ready then lacks the explanation; the worker's log still has it
+        logger.warning("could not publish the indexing failure: %s", type(exc).__name__)
+        return False
+    return True
 
 
 def lifecycle(
