@@ -239,6 +239,8 @@ class _Converter:
             return "\n"
         if name == "code":
             return _inline_code(tag.get_text())
+        if name == "input" and tag.get("type") == "checkbox":  # a task list item's box
+            return escape("[x]" if tag.has_attr("checked") else "[ ]")
         if name == "img":
             alt = tag.get("alt")
             return escape(alt) if isinstance(alt, str) else ""
@@ -342,11 +344,13 @@ class _Converter:
 
 
 def _language(tag: Tag | None) -> str:
+    """A code block's language; none for ``text``, which Docusaurus gives every fence that names none."""
     if tag is None:
         return ""
     for cls in _classes(tag):
         if cls.startswith("language-"):
-            return cls.removeprefix("language-")
+            language = cls.removeprefix("language-")
+            return "" if language == "text" else language
     return ""
 
 

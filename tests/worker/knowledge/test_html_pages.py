@@ -129,3 +129,19 @@ def test_minified_html_without_optional_end_tags_reads_as_a_browser_reads_it() -
         "Math like 2 \\* 3 \\* 4 stays text.\n\n"
         "The end.\n"
     )
+
+
+def test_task_lists_and_unnamed_code_read_as_their_markdown() -> None:
+    # Docusaurus renders "- [ ] item" as a disabled checkbox and gives a fence without a language
+    # "language-text"; the folder's Markdown has "[ ]" and a bare fence
+    article = (
+        "<ul class=contains-task-list><li class=task-list-item><input type=checkbox disabled> Mass checked"
+        "<li class=task-list-item><input type=checkbox checked disabled> Friction checked</ul>"
+        '<div class="language-text codeBlockContainer_a theme-code-block"><pre class="prism-code language-text">'
+        "<code><div class=token-line>state A -&gt; state B<br></div></code></pre></div>"
+    )
+    markdown = page_markdown(docusaurus_page(article)).markdown
+    source = "# T\n\n- [ ] Mass checked\n- [x] Friction checked\n\n```\nstate A -> state B\n```\n"
+    (from_page,) = chunk_document(f"# T\n\n{markdown}", "t.md", "/docs")
+    (from_source,) = chunk_document(source, "t.md", "/docs")
+    assert from_page.text == from_source.text
