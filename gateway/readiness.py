@@ -1,4 +1,4 @@
-"""``/ready``: Redis answers, a worker is alive, and the collection it serves from exists."""
+"""``/ready``: Redis answers, this process's relay reads, a worker is alive, and its collection exists."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ async def indexing_failure(redis: Redis) -> IndexingFailure | None:
         return None
 
 
-async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0) -> Readiness:
+async def check_readiness(
+    redis: Redis, collection: str, timeout_s: float = 2.0, *, relay_failing: bool = False
+) -> Readiness:
     checks: dict[str, Check] = {}
     beats: list[WorkerHeartbeat] = []
     failure: IndexingFailure | None = None
@@ -62,6 +64,10 @@ async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0)
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = Check(ok=False, detail=f"cannot reach Redis ({type(exc).__name__})")
 
+    if relay_failing:
+        checks["relay"] = Check(ok=False, detail="this gateway's reads of turn events keep failing")
+    else:
+        checks["relay"] = Check(ok=True, detail="reads turn events")
     if not checks["redis"].ok:
         checks["worker"] = Check(ok=False, detail="unknown: Redis is down")
         checks["collection"] = Check(ok=False, detail="unknown: Redis is down")
