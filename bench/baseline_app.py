@@ -34,7 +34,7 @@ from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
 from worker.turns.timings import TurnTimings

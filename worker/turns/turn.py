@@ -24,7 +24,7 @@ from shared.turn_events import TurnStreamLost
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
 from worker.knowledge.store import Passage
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.event_sink import TurnEnded, TurnEventSink
 from worker.turns.offline_answer import OfflinePassage, compose
 
