@@ -35,6 +35,7 @@ from worker.conversation import ConversationMemory
 from worker.event_sink import EventBatcher
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.services import WorkerServices
 from worker.timings import TurnTimings
 from worker.turn import answer_turn
@@ -109,6 +110,7 @@ def create_baseline_app(settings: Settings) -> FastAPI:
             redis=redis,
             batcher=None,  # type: ignore[arg-type]  # events go to the socket: a batcher per ask (answer_ask)
             store=store,
+            vocabulary=BookVocabulary(store),
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
             metrics=TurnTimings(redis, record=False),

@@ -74,6 +74,8 @@ class TurnStarter:
             conversation_id=conversation_id,
             question=ask.question,
             selected_text=ask.selected_text,
+            language=ask.language,
+            level=ask.level,
             enqueued_at=received,
         )
         enqueue_ms = timestamp_ms()

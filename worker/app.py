@@ -26,6 +26,7 @@ from worker.conversation import ConversationMemory
 from worker.event_sink import EventBatcher
 from worker.heartbeat_keeper import HeartbeatKeeper
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
 from worker.services import WorkerServices
 from worker.timings import TurnTimings
@@ -148,6 +149,7 @@ def build_worker(
                 TurnEventWriter(events_redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
             ),
             store=store,
+            vocabulary=BookVocabulary(store),
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
             metrics=TurnTimings(redis, settings.record_timings),

@@ -11,6 +11,7 @@ from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
 from worker.event_sink import EventBatcher
 from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.timings import TurnTimings
 
 
@@ -21,6 +22,7 @@ class WorkerServices:
     redis: Redis
     batcher: EventBatcher  # every turn's events go out through it
     store: KnowledgeStore
+    vocabulary: BookVocabulary  # how rare the book's words are: whether it covers a question (offline)
     cohere: CohereProvider | None
     memory: ConversationMemory
     metrics: TurnTimings
