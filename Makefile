@@ -51,7 +51,7 @@ typecheck: venv
 	$(BIN)/mypy shared gateway worker
 
 ## reindex: rebuild the knowledge base (ARGS="--source URL-or-folder --mode incremental ..."); through the
-## running worker when there is one, else in this process (see worker/reindex_cli.py)
+## running worker when there is one, else in this process (see worker/reindex/cli.py)
 reindex: venv
 	$(BIN)/tutor-reindex $(ARGS)
 

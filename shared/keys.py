@@ -53,7 +53,7 @@ def gateway_wake(gateway_id: str) -> str:
 
 def intake_held(intake_id: str) -> str:
     """One worker's list that its blocking pop moves a new turn's id to, emptied by the claim Redis runs right
-    after that pop (worker/job_claims.py), so it holds an id only between the two."""
+    after that pop (worker/runtime/job_claims.py), so it holds an id only between the two."""
     return f"{PREFIX}:intake:held:{intake_id}"
 
 

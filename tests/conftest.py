@@ -20,6 +20,7 @@ from fake_cohere.knobs import Knobs
 from fake_cohere.testing import RunningFake, running_fake_cohere
 from shared.redis_server import redis_server_args
 from shared.settings import Settings
+from tests.factories import IsolatedSettings
 
 
 def free_port() -> int:
@@ -77,15 +78,6 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
-
-
-class IsolatedSettings(Settings):
-    """Settings from explicit values only: a developer's environment (a real COHERE_API_KEY, say) must
-    not leak into tests."""
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
-        return (init_settings,)
 
 
 SettingsFactory = Callable[..., Settings]

@@ -13,7 +13,6 @@ from arq import func
 from arq.connections import RedisSettings
 
 from shared import keys
-from shared.cohere_client import build_cohere_clients
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
 from shared.redis_connections import redis_client
@@ -21,17 +20,18 @@ from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from shared.waiting import wait_event
-from worker.cohere_provider import CohereProvider
-from worker.conversation import ConversationMemory
-from worker.event_sink import EventBatcher
-from worker.heartbeat_keeper import HeartbeatKeeper
+from worker.cohere.client import build_cohere_clients
+from worker.cohere.provider import CohereProvider
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
-from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
-from worker.services import WorkerServices
-from worker.timings import TurnTimings
-from worker.turn import run_turn
-from worker.wakeable_worker import WakeableWorker
+from worker.reindex.job import index_at_startup, run_reindex, schedule_reindexes
+from worker.runtime.heartbeat_keeper import HeartbeatKeeper
+from worker.runtime.services import WorkerServices
+from worker.runtime.wakeable_worker import WakeableWorker
+from worker.turns.conversation import ConversationMemory
+from worker.turns.event_sink import EventBatcher
+from worker.turns.timings import TurnTimings
+from worker.turns.turn import run_turn
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def build_worker(
         idle_poll_s=idle_poll_s,
         health_check_interval=10,
         # On SIGTERM: stop taking turns, let those in flight finish for a while, then cancel them (they
-        # end with a clear error; see worker/turn.py).
+        # end with a clear error; see worker/turns/turn.py).
         job_completion_wait=int(settings.shutdown_grace_s),
     )
     worker.state = state

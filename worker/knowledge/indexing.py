@@ -39,7 +39,7 @@ from shared.jobs import ReindexMode
 from shared.protocol import ErrorCode
 from shared.reindex import ReindexProgress, new_job_id
 from shared.settings import Settings
-from worker.cohere_provider import ProviderFailure
+from worker.cohere.failures import ProviderFailure
 from worker.knowledge.embed_cache import EmbeddingCache, cache_key, cache_path
 from worker.knowledge.markdown_chunks import Chunk, DocumentError, chunk_document, new_parser
 from worker.knowledge.sources import LoadedSource, SourceDocument, SourceError, load_source
