@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     retrieval_top_k: int = Field(5, ge=1, le=20)
     retrieval_candidates: int = Field(20, ge=1, le=100)
     offline_min_coverage: float = Field(
-        0.35,
+        0.36,
         ge=0,
         le=1,
         description="Offline: below this share of the question's content (IDF-weighted) in the best passage, "

@@ -12,7 +12,10 @@ other by ``make eval``. On the Cohere path, the rerank relevance score of the be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from worker.knowledge.sparse import SparseEncoder
+from worker.knowledge.store import Passage
 from worker.knowledge.vocabulary import TermRarity
 
 _encoder = SparseEncoder()
@@ -47,3 +50,16 @@ def coverage(question: str, passage: str, rarity: TermRarity) -> float:
 def passage_text(title: str, heading: str, text: str) -> str:
     """What a passage offers to cover a question: its words and those of its title and headings."""
     return f"{title}\n{heading}\n{text}"
+
+
+def offline_covers(question: str, passages: Sequence[Passage], rarity: TermRarity, min_coverage: float) -> bool:
+    """Offline: the best passage holds at least ``min_coverage`` of the question's content."""
+    if not passages:
+        return False
+    best = passages[0]
+    return coverage(question, passage_text(best.title, best.heading, best.text), rarity) >= min_coverage
+
+
+def rerank_covers(passages: Sequence[Passage], min_relevance: float) -> bool:
+    """Cohere path: the reranked best passage is relevant enough (its score is rerank's relevance)."""
+    return bool(passages) and passages[0].score >= min_relevance

@@ -42,7 +42,7 @@ _POINTS_AROUND = re.compile(
     r"\b(below|above|the following)\b|\bas (shown|mentioned|discussed|described)\b",
     re.I,
 )
-_POINTS_BACK = re.compile(r"\b(this|these|those|such)\b", re.I)
+_POINTS_BACK = re.compile(r"\b(this|these|those)\b|\bsuch\b(?! as\b)", re.I)
 _PLURAL_PRONOUN = re.compile(r"\b(they|them|their|these|those)\b", re.I)
 _ENDS_ON_PRONOUN = re.compile(r"\b(it|this|them|these|those)[.!?]$", re.I)
 _NOT_PLURAL = {"is", "was", "has", "does", "this", "its", "us", "as", "always", "sometimes", "less"}
@@ -51,14 +51,20 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _DEFINITION_QUESTION = re.compile(
     r"^\s*(?:so\s+)?(?:what|who)\s*(?:is|are|was|were|'s)\s+(?:an?\s+|the\s+)?(?P<subject>.+?)\s*\??\s*$|"
     r"^\s*(?:define|explain|describe)\s+(?:an?\s+|the\s+)?(?P<subject2>.+?)\s*[.?!]?\s*$|"
-    r"^\s*what\s+does\s+(?P<subject3>.+?)\s+(?:mean|stand for|do)\s*\??\s*$",
+    r"^\s*what\s+(?:does|do)\s+(?:an?\s+|the\s+)?(?P<subject3>.+?)\s+\w+(?:\s+for)?\s*\??\s*$",
     re.I,
 )
-_PARENTHESES = re.compile(r"\([^()]*\)\s*$")
-_DEFINES = re.compile(r"\b(is|are|refers to|means|stands for|describes|denotes|is called|are called)\b", re.I)
+# "a link in a URDF": the subject is the head, before its first preposition.
+_PREPOSITION = re.compile(r"\s+(in|of|for|on|with|within|inside|from|during|when|between)\s+", re.I)
+_ARTICLE = re.compile(r"^(an?|the)\s+", re.I)
+_NAMES = re.compile(r"\b(the (word|term|name)|called|known as|stands for|refers to)\b", re.I)
+_NAMED_WITH_ACRONYM = re.compile(r"^([^()]{1,80}?)\s*\(([^()]{1,40})\)\s+(\S+)")
+_PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
+_DEFINES = re.compile(r"(is|are|refers to|means|stands for|describes|denotes)\b", re.I)
 _WANTS_CODE = re.compile(
-    r"\b(show me|example|examples|snippet|sample code|code|how (do|can|would|should) (i|you|we) (write|code|"
-    r"implement|create|make|define|declare|build)|write an?|implement)\b",
+    r"\b(show me|example|examples|snippet|sample code|code|command line|terminal|cli|"
+    r"how (do|can|would|should) (i|you|we) (write|code|implement|create|make|define|declare|build)|write an?|"
+    r"implement)\b",
     re.I,
 )
 
@@ -67,6 +73,7 @@ _WANTS_CODE = re.compile(
 class OfflinePassage:
     source_id: str
     text: str
+    heading: str = ""  # the passage's title and heading path: what its code block is an example of
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,7 @@ def _parts(rank: int, passage: OfflinePassage) -> tuple[list[_Sentence], list[_C
                     passage.source_id,
                     language,
                     code,
-                    frozenset(content_terms(f"{language} {context} {code}")),
+                    frozenset(content_terms(f"{language} {passage.heading} {context} {code}")),
                 )
             )
         position += 1
@@ -151,21 +158,32 @@ def _subject(question: str) -> frozenset[str]:
     if match is None:
         return frozenset()
     subject = match.group("subject") or match.group("subject2") or match.group("subject3") or ""
-    return frozenset(content_terms(subject))
+    return frozenset(content_terms(_PREPOSITION.split(subject, maxsplit=1)[0]))
 
 
-def _defines(sentence: _Sentence, subject: frozenset[str]) -> bool:
-    """The sentence opens with the subject and says what it is: "A topic is…", "The Unified Robot
-    Description Format (URDF) is…"; not "Topic names are…"."""
-    if not subject:
-        return False
-    copula = _DEFINES.search(" ".join(sentence.text.split()[:14]))
-    if copula is None:
-        return False
-    before = _PARENTHESES.sub(lambda m: " " + m.group(0)[1:-1] + " ", sentence.text[: copula.start()])
-    named = content_terms(before)
-    words = content_terms(" ".join(before.split()[-1:]))  # the word right before the copula
-    return subject <= named and bool(words & subject)
+def _definition_weight(sentence: _Sentence, subject: frozenset[str]) -> float:
+    """How much the sentence reads as the definition of the question's subject: 0, or more when it names it
+    ("use the word embodiment for…") or opens with it ("A topic is…", "TF (the tf2 library) keeps…", "The
+    Unified Robot Description Format (URDF) is…"; not "Topic names are…"), most with a copula."""
+    if not subject or not subject <= sentence.terms:
+        return 0.0
+    if _NAMES.search(sentence.text):
+        return 2.0
+    text = _ARTICLE.sub("", sentence.text)
+    named = _NAMED_WITH_ACRONYM.match(text)
+    if named is not None and len(named.group(1).split()) <= 6:
+        name, acronym, after = named.groups()
+        opens = subject <= content_terms(name) or subject <= content_terms(acronym)
+        # A name spelled out with its acronym ("… (URDF) is") is the book introducing the term.
+        return (2.0 + (0.5 if _DEFINES.match(after) else 0.0)) if opens else 0.0
+    words = _PARENTHETICAL.sub(" ", text).split()
+    size = len(subject)
+    if not subject <= content_terms(" ".join(words[:size])):
+        return 0.0
+    after = " ".join(words[size : size + 3])
+    if len(words) > size + 1 and _DEFINES.match(words[size + 1]) and not _DEFINES.match(words[size]):
+        return 0.0  # "Topic names are…": the subject is a longer noun phrase
+    return 1.5 + (0.5 if _DEFINES.match(after) else 0.0)
 
 
 def _leans_on_context(sentence: str) -> bool:
@@ -176,11 +194,12 @@ def _leans_on_context(sentence: str) -> bool:
     pronoun = _PLURAL_PRONOUN.search(sentence)
     if pronoun is None:
         return False
-    # "Robots fall when their feet slip" names its referent first; "A controller that ignores them" does not.
-    subject = _WORD.findall(sentence[: pronoun.start()])[:3]
+    # "Robots fall when their feet slip" names its referent first; "A controller that ignores them" does not
+    # (the word right before the pronoun is its verb: "ignores", not a plural noun).
+    before = _WORD.findall(sentence[: pronoun.start()])[:-1]
     return not any(
         w.lower().endswith("s") and not w.lower().endswith("ss") and w.lower() not in _NOT_PLURAL and len(w) > 3
-        for w in subject
+        for w in before
     )
 
 
@@ -190,20 +209,35 @@ def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) / len(a | b) >= 0.8
 
 
-def _score(sentence: _Sentence, wanted: frozenset[str], subject: frozenset[str]) -> float:
-    overlap = len(wanted & sentence.terms)
-    if not overlap:
+def _score(sentence: _Sentence, wanted: frozenset[str], subject: frozenset[str], rarity: dict[str, float]) -> float:
+    shared = wanted & sentence.terms
+    if not shared:
         return 0.0
-    # Overlap with the question, normalised so long sentences do not win by length alone; a sentence that
-    # defines the question's subject leads; a small preference for passages retrieval ranked higher.
-    score = overlap / math.sqrt(len(sentence.terms) + 1) + 0.2 / (sentence.rank + 1)
-    if _defines(sentence, subject):
-        score += 2.0
-    return score
+    preference = 0.2 / (sentence.rank + 1)  # a little for the passages retrieval ranked higher
+    definition = _definition_weight(sentence, subject)
+    if definition:
+        # Definitions lead; among them the informative ones ("TF keeps a tree of coordinate frames…" over
+        # "TF answers where each part is now").
+        return definition + 0.03 * min(len(sentence.terms), 15) + preference
+    # Overlap with the question, its rarer words counting more (rarity among the passages' sentences),
+    # normalised so that long sentences do not win by length alone.
+    return sum(rarity.get(t, 1.0) for t in shared) / math.sqrt(len(sentence.terms) + 1) + preference
+
+
+def _sentence_rarity(sentences: Sequence[_Sentence]) -> dict[str, float]:
+    """An IDF over the retrieved sentences, normalised to 1 for a term in half of them."""
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        for term in sentence.terms:
+            counts[term] = counts.get(term, 0) + 1
+    total = len(sentences) or 1
+    norm = math.log(1 + 2.0)
+    return {term: math.log(1 + total / count) / norm for term, count in counts.items()}
 
 
 def _usable(sentence: _Sentence) -> bool:
-    return 25 <= len(sentence.text) <= 500 and sentence.text[-1] in ".!?"
+    # A sentence ending in a colon introduces what follows: usable only right before its code block.
+    return 15 <= len(sentence.text) <= 500 and (sentence.text[-1] in ".!?" or sentence.before_code)
 
 
 def _choose(
@@ -217,15 +251,17 @@ def _choose(
         found, blocks = _parts(rank, passage)
         sentences += [s for s in found if _usable(s)]
         codes += blocks
+    rarity = _sentence_rarity(sentences)
     scored = [
-        _Sentence(s.rank, s.position, s.source_id, s.text, s.terms, _score(s, wanted, subject), s.before_code)
+        _Sentence(s.rank, s.position, s.source_id, s.text, s.terms, _score(s, wanted, subject, rarity), s.before_code)
         for s in sentences
     ]
-    code = _best_code(question, wanted, codes)
+    code = _best_code(question, wanted, codes, scored)
     lead = _lead(scored, code)
     if lead is None:
         return [], code
     chosen = [lead]
+    defined = _definition_weight(lead, subject) > 0
     # The sentences right after the opening, while they stay on the question (or lean on the one before).
     following = sorted(
         (s for s in scored if s.source_id == lead.source_id and s.position > lead.position), key=lambda s: s.position
@@ -236,7 +272,9 @@ def _choose(
             break
         if code is not None and sentence.position > code.position and code.source_id == lead.source_id:
             break  # the answer's code comes after the prose that introduces it
-        on_topic = sentence.score > 0 or _OPENS_ON_CONTEXT.match(sentence.text)
+        # A definition's next sentence says more about the same thing ("Worlds and models are written in SDF").
+        elaborates = defined and sentence.position == lead.position + 1
+        on_topic = sentence.score > 0 or elaborates or _OPENS_ON_CONTEXT.match(sentence.text)
         if not on_topic or (_POINTS_AROUND.search(sentence.text) and not sentence.before_code):
             break
         if not any(_similar(sentence.terms, c.terms) for c in chosen):
@@ -248,13 +286,15 @@ def _choose(
         key=lambda s: -s.score,
     )
     limit = max_sentences if code is None else min(max_sentences, 3)
+    if code is not None and lead.source_id == code.source_id and lead.position < code.position:
+        limit = len(chosen)  # the code's own introduction, then the code: nothing from elsewhere in between
     for sentence in others:
-        if len(chosen) >= limit or (sentence.score < 0.5 * lead.score and len(chosen) >= MIN_SENTENCES):
+        if len(chosen) >= limit or (sentence.score < 0.5 * others[0].score and len(chosen) >= MIN_SENTENCES):
             break
         if not any(_similar(sentence.terms, c.terms) for c in chosen):
             chosen.append(sentence)
     head, rest = chosen[:1], chosen[1:]
-    same = [s for s in rest if s.source_id == lead.source_id]
+    same = sorted((s for s in rest if s.source_id == lead.source_id), key=lambda s: s.position)
     elsewhere = sorted((s for s in rest if s.source_id != lead.source_id), key=lambda s: (s.rank, s.position))
     return head + same + elsewhere, code
 
@@ -263,24 +303,32 @@ def _lead(scored: list[_Sentence], code: _Code | None) -> _Sentence | None:
     if code is not None:
         # Code was asked for: open with the sentences right before the code block, from the first one that
         # stands on its own ("The node below subscribes…"; its "below" is the code).
+        # Code was asked for: open with the sentence that introduces the code block, walking back from the
+        # code over the sentences that lean on the one before ("It drives forward…"); its "below" is the code.
         before = {s.position: s for s in scored if s.source_id == code.source_id and s.position < code.position}
-        run: list[_Sentence] = []
         position = code.position - 1
-        while position in before and len(run) < 3:
-            run.insert(0, before[position])
+        while position in before and position >= code.position - 3:
+            if not _OPENS_ON_CONTEXT.match(before[position].text):
+                return before[position]
             position -= 1
-        for sentence in run:
-            if not _OPENS_ON_CONTEXT.match(sentence.text):
-                return sentence
+        if code.position - 1 in before:
+            return before[code.position - 1]  # "This fragment describes…": its "this" is the code that follows
     standalone = [s for s in scored if s.score > 0 and not _leans_on_context(s.text)]
     pool = standalone or [s for s in scored if s.score > 0]
     return max(pool, key=lambda s: (s.score, -s.rank, -s.position), default=None)
 
 
-def _best_code(question: str, wanted: frozenset[str], codes: list[_Code]) -> _Code | None:
+def _best_code(question: str, wanted: frozenset[str], codes: list[_Code], sentences: list[_Sentence]) -> _Code | None:
     if not codes or not _WANTS_CODE.search(question):
         return None
-    best = max(codes, key=lambda c: (len(wanted & c.terms) + 0.5 / (c.rank + 1), -c.rank, -c.position))
+    introduced = {(s.source_id, s.position + 1) for s in sentences}
+
+    def rank(code: _Code) -> tuple[float, bool, int, int]:
+        # Chunks overlap, so one block can come in two passages: the one with its introduction wins.
+        shared = len(wanted & code.terms) + 0.5 / (code.rank + 1)
+        return (shared, (code.source_id, code.position) in introduced, -code.rank, -code.position)
+
+    best = max(codes, key=rank)
     return best if wanted & best.terms else None
 
 

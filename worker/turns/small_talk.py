@@ -34,7 +34,10 @@ _PHRASES: dict[SmallTalk, tuple[str, ...]] = {
 }  # fmt: skip
 
 # Words that may surround a greeting without making it a question: "hi there", "thanks so much, tutor".
-_FILLER = {"there", "tutor", "so", "very", "much", "again", "all", "everyone", "friend", "bot", "mate", "a", "lot"}
+_FILLER = {
+    "there", "tutor", "so", "very", "much", "again", "all", "everyone", "friend", "bot", "mate", "a", "lot",
+    "that", "this", "it", "helped", "helps", "was", "is", "helpful", "really", "today", "for", "the", "help",
+}  # fmt: skip
 
 _LOOKUP: dict[str, SmallTalk] = {
     " ".join(phrase.split()): kind for kind, phrases in _PHRASES.items() for phrase in phrases

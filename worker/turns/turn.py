@@ -26,7 +26,7 @@ from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
 from worker.knowledge.store import KnowledgeStoreError, Passage
 from worker.runtime.services import WorkerServices
-from worker.turns.book_scope import coverage, passage_text
+from worker.turns.book_scope import offline_covers, rerank_covers
 from worker.turns.event_sink import TurnEnded, TurnEventSink
 from worker.turns.follow_ups import retrieval_query
 from worker.turns.offline_answer import OfflinePassage, compose
@@ -89,18 +89,14 @@ async def retrieve(services: WorkerServices, job: TurnJob, history: list[ChatTur
 
 
 async def covered_by_book(services: WorkerServices, job: TurnJob, passages: list[Passage]) -> bool:
-    """Whether what was retrieved answers the question (worker/book_scope.py); a selection always does."""
+    """Whether what was retrieved answers the question (worker/turns/book_scope.py); a selection always does."""
     if job.selected_text:
         return True
-    if not passages:
-        return False
     settings = services.settings
     if services.cohere is not None:
-        return passages[0].score >= settings.rerank_min_relevance
-    best = passages[0]
+        return rerank_covers(passages, settings.rerank_min_relevance)
     rarity = await services.vocabulary.rarity()
-    share = coverage(job.question, passage_text(best.title, best.heading, best.text), rarity)
-    return share >= settings.offline_min_coverage
+    return offline_covers(job.question, passages, rarity, settings.offline_min_coverage)
 
 
 async def _pieces(
@@ -112,7 +108,9 @@ async def _pieces(
     language: ReaderLanguage,
 ) -> AsyncIterator[TextPiece | CitationPiece]:
     if services.cohere is None:
-        offline = [OfflinePassage(sid, p.text) for sid, p in zip(source_ids, passages, strict=True)]
+        offline = [
+            OfflinePassage(sid, p.text, f"{p.title} > {p.heading}") for sid, p in zip(source_ids, passages, strict=True)
+        ]
         if job.selected_text:
             offline.insert(0, OfflinePassage(SELECTION_ID, job.selected_text))
         for piece in compose(job.question, offline, note=language.english_note()):
