@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 from shared.settings import Settings
+from worker.knowledge.store import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_BOOK = REPO / "book" / "docs"
@@ -53,3 +54,18 @@ class HashEmbedder:
     async def embed_documents(self, texts: list[str]) -> list[list[float]]:
         self.batches.append(len(texts))
         return [self.vector(text) for text in texts]
+
+
+def passage(
+    *, text: str, doc: str = "02-ros2/01-nodes-and-topics.md", heading: str = "Topics", score: float = 1.0
+) -> Passage:
+    """A retrieved passage of the sample book, as ``KnowledgeStore.search`` returns them."""
+    return Passage(
+        id=f"{doc}#{heading}",
+        doc=doc,
+        title="Nodes and Topics in ROS 2",
+        heading=heading,
+        url=f"/docs/{doc.removesuffix('.md')}#{heading.lower().replace(' ', '-')}",
+        text=text,
+        score=score,
+    )

@@ -12,17 +12,22 @@ from collections.abc import Sequence
 
 from worker.turns.book_scope import content_terms
 
-# Words that point back at something said before, and openings that continue the previous question.
+# Words that point back at something said before ("why does it help?", "these joints", "for that"), and
+# openings that continue the previous question. "Its" and "their" are left out: in "how does a robot keep
+# its balance?" they point inside the question.
 _POINTS_BACK = re.compile(
-    r"\b(it|its|it's|this|that|these|those|they|them|their|theirs|there|he|she|him|her|such|same|former|"
-    r"latter|above|previous|earlier|one|ones)\b",
+    r"\b(it|it's|them|they|there|this|these|those|former|latter|above|previous|earlier|same|he|she|him)\b|"
+    r"\bsuch\b(?! as\b)|\b(do|does|did|for|with|about|of|like|to|from|on|in|by|after|before)\s+that\b|\bthat\W*$|"
+    r"\b(use|which|another|other|new|same)\s+ones?\b",
     re.I,
 )
-_CONTINUES = re.compile(r"^\s*(and|but|also|so|or|then|what about|how about|why|how so|more|again|example)\b", re.I)
+_CONTINUES = re.compile(r"^\s*(and|but|also|so|or|then|what about|how about|how so|why so|more|again)\b", re.I)
 
 
 def looks_like_follow_up(question: str) -> bool:
-    return bool(_POINTS_BACK.search(question) or _CONTINUES.match(question)) or len(content_terms(question)) <= 1
+    if _POINTS_BACK.search(question) or _CONTINUES.match(question):
+        return True
+    return not content_terms(question)  # "Why?", "Can you explain more?"
 
 
 def retrieval_query(question: str, earlier_questions: Sequence[str], selected_text: str | None) -> str:
