@@ -40,6 +40,8 @@ def as_question(heading: str) -> str | None:
         return None
     if not re.search(r"[A-Za-z]", text):
         return None
+    if text.endswith("?"):
+        return text
     if _QUESTION_START.match(text):
         return text if text.endswith("?") else f"{text}?"
     return f"What about {text}?"

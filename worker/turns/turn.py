@@ -88,15 +88,19 @@ async def retrieve(services: WorkerServices, job: TurnJob, history: list[ChatTur
     )
 
 
-async def covered_by_book(services: WorkerServices, job: TurnJob, passages: list[Passage]) -> bool:
-    """Whether what was retrieved answers the question (worker/turns/book_scope.py); a selection always does."""
+async def covered_by_book(
+    services: WorkerServices, job: TurnJob, history: list[ChatTurn], passages: list[Passage]
+) -> bool:
+    """Whether what was retrieved answers the question (worker/turns/book_scope.py); a selection always does.
+    A follow-up is judged with the question it follows up, as it was retrieved."""
     if job.selected_text:
         return True
     settings = services.settings
     if services.cohere is not None:
         return rerank_covers(passages, settings.rerank_min_relevance)
+    asked = retrieval_query(job.question, [t.text for t in history if t.role == "user"], None)
     rarity = await services.vocabulary.rarity()
-    return offline_covers(job.question, passages, rarity, settings.offline_min_coverage)
+    return offline_covers(asked, passages, rarity, settings.offline_min_coverage)
 
 
 async def _pieces(
@@ -147,7 +151,7 @@ async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSin
         return
     history = await services.memory.history(job.conversation_id)
     passages = await retrieve(services, job, history)
-    if not await covered_by_book(services, job, passages):
+    if not await covered_by_book(services, job, history, passages):
         nearest = nearest_chapters(passages)
         reply = language.line("not_in_book")
         if nearest and (language.base or "en") == "en":
