@@ -89,7 +89,7 @@ def test_a_sentence_whose_referent_is_absent_is_left_out() -> None:
 
 def test_nothing_is_said_twice_and_the_length_stays_within_two_to_five_sentences() -> None:
     duplicate = OfflinePassage("s2", ROS.text)  # chunks overlap: the same sentences come in two passages
-    answer, citations = run("What is ROS 2?", [ROS, duplicate, BALANCE])
+    _, citations = run("What is ROS 2?", [ROS, duplicate, BALANCE])
     sentences = [c.text for c in citations]
     assert len(sentences) == len(set(sentences)) and 2 <= len(sentences) <= 5, sentences
 
