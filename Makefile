@@ -29,10 +29,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
-## run: the whole service under supervisord in the foreground (redis, worker, gateway) on $PORT
+## run: the whole service under supervisord in the foreground (redis, worker, gateway) on $PORT; ROLE=gateway
+## or ROLE=worker runs that process alone on an external REDIS_URL (shared/entrypoint.py)
 run: system-deps venv
 	@mkdir -p $(DATA_DIR)
-	exec $(BIN)/supervisord -c supervisord.conf
+	exec $(BIN)/python -m shared.entrypoint
 
 ## test: the whole test suite against real redis-server, embedded Qdrant and the fake Cohere server
 test: system-deps venv

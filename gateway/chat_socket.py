@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from gateway.clients import client_address, origin_allowed
+from gateway.frame_budget import TokenBucket
 from gateway.services import GatewayServices, ServicesDep
 from gateway.turns import TurnNotAccepted
 from shared.protocol import (
@@ -39,6 +40,7 @@ router = APIRouter()
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
+CONTROL_FRAME_BURST = 10
 
 
 class ChatSession:
@@ -50,6 +52,7 @@ class ChatSession:
         self.outbound: asyncio.Queue[str] = asyncio.Queue()
         self.evicted = asyncio.Event()
         self.turn_tasks: dict[str, asyncio.Task[None]] = {}
+        self.control_frames = TokenBucket(self.settings.resume_cancel_per_minute_per_socket, CONTROL_FRAME_BURST)
         self.limits = {
             "max_question_chars": self.settings.max_question_chars,
             "max_selected_text_chars": self.settings.max_selected_text_chars,
@@ -118,6 +121,9 @@ class ChatSession:
                 too_long = any("longer than" in str(e.get("msg", "")) for e in errors)
                 code = ErrorCode.TOO_LARGE if too_long else ErrorCode.INVALID_FRAME
                 self.push_event(bad_frame(describe_validation_error(errors), code))
+            return
+        if isinstance(frame, CancelFrame | ResumeFrame) and (wait_s := self.control_frames.take()) > 0:
+            self.push_event(too_many_control_frames(wait_s))
             return
         try:
             if isinstance(frame, AskFrame):
@@ -232,6 +238,15 @@ def too_many_asks(retry_after_s: float) -> ErrorEvent:
         turn_id=None,
         code=ErrorCode.RATE_LIMITED,
         message="you are asking faster than the tutor allows; please wait a moment",
+        retry_after=round(retry_after_s, 3),
+    )
+
+
+def too_many_control_frames(retry_after_s: float) -> ErrorEvent:
+    return ErrorEvent(
+        turn_id=None,
+        code=ErrorCode.RATE_LIMITED,
+        message="too many resume or cancel frames on this connection; please wait a moment",
         retry_after=round(retry_after_s, 3),
     )
 

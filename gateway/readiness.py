@@ -1,4 +1,4 @@
-"""``/ready``: Redis answers, a worker is alive, and the collection it serves from exists."""
+"""``/ready``: Redis answers, this process's relay reads, a worker is alive, and its collection exists."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
-from shared.health import WorkerHeartbeat
+from shared.health import IndexingFailure, WorkerHeartbeat
 
 
 class Check(BaseModel):
@@ -22,6 +22,8 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     failing: list[str]
     checks: dict[str, Check]
+    explanation: str | None = None
+    """While the first indexing of the book keeps failing: what failed and what to change, in one line."""
 
 
 async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
@@ -37,17 +39,35 @@ async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
     return beats
 
 
-async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0) -> Readiness:
+async def indexing_failure(redis: Redis) -> IndexingFailure | None:
+    raw = await redis.get(keys.INDEXING_FAILURE)
+    if raw is None:
+        return None
+    try:
+        return IndexingFailure.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
+async def check_readiness(
+    redis: Redis, collection: str, timeout_s: float = 2.0, *, relay_failing: bool = False
+) -> Readiness:
     checks: dict[str, Check] = {}
     beats: list[WorkerHeartbeat] = []
+    failure: IndexingFailure | None = None
     try:
         async with asyncio.timeout(timeout_s):
             await redis.ping()
             beats = await worker_heartbeats(redis)
+            failure = await indexing_failure(redis)
         checks["redis"] = Check(ok=True, detail="answers")
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = Check(ok=False, detail=f"cannot reach Redis ({type(exc).__name__})")
 
+    if relay_failing:
+        checks["relay"] = Check(ok=False, detail="this gateway's reads of turn events keep failing")
+    else:
+        checks["relay"] = Check(ok=True, detail="reads turn events")
     if not checks["redis"].ok:
         checks["worker"] = Check(ok=False, detail="unknown: Redis is down")
         checks["collection"] = Check(ok=False, detail="unknown: Redis is down")
@@ -67,4 +87,7 @@ async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0)
             why = beat.qdrant_error or "the collection does not exist yet (indexing?)"
             checks["collection"] = Check(ok=False, detail=f"'{collection}' at {beat.qdrant_location}: {why}")
     failing = [name for name, check in checks.items() if not check.ok]
-    return Readiness(status="not_ready" if failing else "ready", failing=failing, checks=checks)
+    explanation = failure.line if failure is not None and "collection" in failing else None
+    return Readiness(
+        status="not_ready" if failing else "ready", failing=failing, checks=checks, explanation=explanation
+    )

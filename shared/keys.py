@@ -88,6 +88,11 @@ REINDEX_LOCK = f"{PREFIX}:reindex:lock"
 REINDEX_LATEST = f"{PREFIX}:reindex:latest"
 
 
+# Why the worker's first indexing failed (shared/health.py IndexingFailure): written by the worker while it
+# retries, read by the gateway's /ready, so an operator sees what to change without reading the worker's log.
+INDEXING_FAILURE = f"{PREFIX}:indexing:failure"
+
+
 def reindex_progress(job_id: str) -> str:
     """JSON progress report of one re-index job (ReindexProgress), kept a week after it was last written."""
     return f"{PREFIX}:reindex:{job_id}"

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, 
 TURN_ID_PATTERN = r"^[0-9a-f]{32}$"
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+# A Redis stream id is two unsigned 64-bit integers: twenty digits can say more than that, and an id out of
+# range makes Redis refuse the whole read it is part of (the relay's one XREAD serves every socket).
+STREAM_ID_PART_MAX = 2**64 - 1
 # The shape of a BCP 47 tag ("ur", "en-GB", "zh-Hant-TW"); langcodes then checks that its parts exist.
 LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,6}$"
 
@@ -99,6 +102,13 @@ class ResumeFrame(_Frame):
     type: Literal["resume"]
     turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)]
     after: Annotated[str | None, Field(pattern=EVENT_ID_PATTERN)] = None
+
+    @field_validator("after")
+    @classmethod
+    def _after_is_a_stream_id(cls, value: str | None) -> str | None:
+        if value is not None and any(int(part) > STREAM_ID_PART_MAX for part in value.split("-")):
+            raise ValueError("after is not an event id: each part must fit in 64 bits")
+        return value
 
 
 ClientFrame = Annotated[AskFrame | CancelFrame | ResumeFrame, Field(discriminator="type")]

@@ -24,7 +24,13 @@ from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
-from worker.reindex.job import index_at_startup, run_reindex, schedule_reindexes
+from worker.reindex.job import (
+    first_start_failure,
+    index_at_startup,
+    publish_first_start_failure,
+    run_reindex,
+    schedule_reindexes,
+)
 from worker.runtime.heartbeat_keeper import HeartbeatKeeper
 from worker.runtime.services import WorkerServices
 from worker.runtime.wakeable_worker import WakeableWorker
@@ -49,6 +55,7 @@ class WorkerState:
         self.status: CollectionStatus | None = None
         self.status_changed = asyncio.Event()  # beat now with the new status
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
+        self.published_failure = asyncio.Event()  # why the first indexing failed is in Redis, for /ready
         self.keeper: HeartbeatKeeper | None = None  # repeats the last beat from a thread (overloaded loop)
 
 
@@ -75,13 +82,25 @@ async def _index_until_ready(services: WorkerServices, state: WorkerState) -> No
                 )
             state.indexing, state.index_error = False, None
             state.changed.set()
+            await _publish_failure(services, None)
             return
         except Exception as exc:
-            state.index_error = f"indexing failed: {type(exc).__name__}"
+            state.index_error = first_start_failure(exc)
             state.changed.set()
+            if await _publish_failure(services, state.index_error):
+                state.published_failure.set()
             logger.warning("indexing the book failed (%s); retrying in %.0fs", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
+
+
+async def _publish_failure(services: WorkerServices, line: str | None) -> bool:
+    try:
+        await publish_first_start_failure(services.redis, line)
+    except Exception as exc:  # /ready then lacks the explanation; the worker's log still has it
+        logger.warning("could not publish the indexing failure: %s", type(exc).__name__)
+        return False
+    return True
 
 
 async def _refresh_status(services: WorkerServices, state: WorkerState) -> None:

@@ -16,8 +16,10 @@ import time
 from typing import Any
 
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 
 from shared import keys
+from shared.health import INDEXING_FAILURE_TTL_S, IndexingFailure
 from shared.jobs import ReindexJob
 from shared.reindex import (
     LOCK_TTL_S,
@@ -173,6 +175,31 @@ async def index_at_startup(services: WorkerServices) -> IndexReport | None:
     if report is None:
         raise IndexingError(progress.error or "indexing failed")
     return report
+
+
+MAX_FAILURE_LINE = 400
+
+
+def first_start_failure(exc: BaseException) -> str:
+    """The first indexing's failure as one line for ``/ready``: what failed and what to change, nothing else
+    (``IndexingError`` texts are written for that; other errors are only named, their text may hold paths)."""
+    if isinstance(exc, IndexingError):
+        what = str(exc)
+    elif isinstance(exc, KnowledgeStoreError):
+        what = "the knowledge store cannot be used (the worker's log says why); check QDRANT_URL or DATA_DIR"
+    else:
+        what = f"unexpected {type(exc).__name__} (the worker's log says more)"
+    line = f"indexing BOOK_SOURCE failed: {what}"
+    return line if len(line) <= MAX_FAILURE_LINE else line[: MAX_FAILURE_LINE - 1] + "…"
+
+
+async def publish_first_start_failure(redis: Redis, line: str | None) -> None:
+    """Write (or, with None, clear) the line ``/ready`` shows while the first indexing keeps failing."""
+    if line is None:
+        await redis.delete(keys.INDEXING_FAILURE)
+        return
+    failure = IndexingFailure(line=line, at=time.time())
+    await redis.set(keys.INDEXING_FAILURE, failure.model_dump_json(), ex=INDEXING_FAILURE_TTL_S)
 
 
 async def schedule_reindexes(services: WorkerServices, every_s: float) -> None:

@@ -203,7 +203,7 @@ async def test_a_source_without_text_fails_and_changes_nothing(
     good = await build(store, book, embedder=None).run()
     empty = write_book(tmp_path / "empty", {"blank.md": "   \n", "only-front.md": "---\ntitle: X\n---\n"})
     job = build(store, empty, embedder=None)
-    with pytest.raises(IndexingError, match="no Markdown text"):
+    with pytest.raises(IndexingError, match="no file to index: 1 of 2 skipped, 1 because empty file"):
         await job.run()
     assert {s.doc for s in job.progress.skipped} == {"blank.md", "only-front.md"}
     assert await store.versions() == [good.collection]

@@ -4,6 +4,7 @@ a docs folder as such a site), with the pages and sitemaps that go wrong in real
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def sample_site() -> RenderedSite:
     return render_site(SAMPLE_BOOK, "/docs")
 
 
+NO_ANSWER = "no HTTP answer (connection refused or closed, not HTTP, or nothing within 0.5s)"
+OUTSIDE = "outside the book (not under BOOK_BASE_URL's path /docs/)"
+
+
 def page_name(route: str) -> str:
     return route.removeprefix("/docs/").strip("/") or "index"
 
@@ -52,9 +57,9 @@ async def test_a_sitemap_gives_the_same_book_as_the_folder(sample_site: Rendered
     assert {d.doc for d in loaded.documents} == {page_name(r) for r in sample_site.pages}
     reasons = {s.doc.removeprefix(url): s.reason for s in loaded.skipped}
     assert reasons == {
-        "/": "outside the book (BOOK_BASE_URL /docs/)",
-        "/search": "outside the book (BOOK_BASE_URL /docs/)",
-        "/blog/welcome": "outside the book (BOOK_BASE_URL /docs/)",
+        "/": OUTSIDE,
+        "/search": OUTSIDE,
+        "/blog/welcome": OUTSIDE,
         "tags/robotics": "a docs listing page, not a doc (docs-tags-doc-list-page)",
     }
     from_site = [
@@ -157,10 +162,10 @@ async def test_bad_pages_are_skipped_with_reasons(
         finally:
             release.set()  # before the server stops: it waits for requests in flight
     reasons = {s.doc: s.reason for s in job.progress.skipped}
-    assert reasons["slow"] == "timed out after 0.5s"
+    assert reasons["slow"] == NO_ANSWER
     assert reasons["gone"] == "HTTP 404"
     assert reasons["broken"] == "HTTP 503"
-    assert reasons["image"] == "not an HTML page (image/png)"
+    assert reasons["image"] == "not an HTML page (its Content-Type is not HTML)"
     assert reasons["binary"] == "binary content (contains NUL bytes)"
     assert reasons["latin1"] == "not valid text in its declared encoding"
     assert reasons["huge"].startswith("too large")
@@ -215,7 +220,7 @@ async def test_a_sitemap_that_cannot_be_read_fails_the_job_and_changes_nothing(
             release.set()
     expected = {
         "404": "sitemap: HTTP 404",
-        "timeout": "sitemap: timed out after 0.5s",
+        "timeout": f"sitemap: {NO_ANSWER}",
         "not-xml": "sitemap: not valid XML",
         "entities": "sitemap: not a sitemap (declares a DTD or entities)",
     }[failure]
@@ -254,7 +259,7 @@ def test_parse_sitemap() -> None:
         b"<url><lastmod>2024-01-01</lastmod></url></urlset>"
     )
     assert (kind, urls) == ("urlset", ["https://x.org/docs/a"])
-    with pytest.raises(ValueError, match="root element <html>"):
+    with pytest.raises(ValueError, match="the root element is neither <urlset> nor <sitemapindex>"):
         parse_sitemap(b"<html></html>")
 
 
@@ -265,5 +270,24 @@ def test_a_missing_folder_is_a_source_error(tmp_path: Path) -> None:
 
 async def test_a_refused_connection_is_a_source_error(tmp_path: Path) -> None:
     settings: Settings = knowledge_settings(tmp_path)
-    with pytest.raises(SourceError, match="cannot fetch"):
+    with pytest.raises(SourceError, match=re.escape(NO_ANSWER.replace("0.5s", "10s"))):
         await load_source("http://127.0.0.1:9/sitemap.xml", settings.book_base_url)
+
+
+async def test_a_wrong_base_url_is_named_in_every_skip_and_in_the_failure(
+    sample_site: RenderedSite, store: KnowledgeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve_asgi(site_app(sample_site)) as url:
+        port = url.rsplit(":", 1)[1]
+        job = IndexBuild(store, source=f"{url}/sitemap.xml", base_url=f"http://localhost:{port}/docs", embedder=None)
+        with pytest.raises(IndexingError) as failed:
+            await job.run()
+    wrong_host = f"host 127.0.0.1:{port} is not BOOK_BASE_URL's host localhost:{port}"
+    pages = len(sample_site.pages) + len(sample_site.other)
+    assert {s.reason for s in job.progress.skipped} == {wrong_host}
+    assert str(failed.value) == (
+        f"no page to index: {pages} of {pages} skipped, {pages} because {wrong_host}; "
+        f"set BOOK_BASE_URL to the book's path alone (like /docs) or on host 127.0.0.1:{port}"
+    )
+    # the worker's log sums the skips up by reason
+    assert f"{pages} of {pages} documents of the sitemap skipped, by reason: {pages}: {wrong_host}" in caplog.text

@@ -113,7 +113,7 @@ async def test_missing_or_empty_book_leaves_the_index_alone(store: KnowledgeStor
     report = await index_book(store, SAMPLE_BOOK, "/docs", None)
     empty = tmp_path / "empty-book"
     empty.mkdir()
-    with pytest.raises(IndexingError, match="no Markdown"):
+    with pytest.raises(IndexingError, match="the folder holds no Markdown"):
         await index_book(store, empty, "/docs", None)
     with pytest.raises(IndexingError, match="not a folder"):
         await index_book(store, tmp_path / "absent", "/docs", None)
