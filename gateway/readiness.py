@@ -1,4 +1,7 @@
-"""``/ready``: Redis answers, a worker is alive, and the collection it serves from exists."""
+"""``/ready``: Redis answers, a worker is alive, and the collection it serves from exists.
+
+The database is checked and shown too, with the number of finished turns waiting for it, but it does not
+make the service unready: chat answers without it, and the history waits in Redis until it is back."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
+from shared.db.database import Database
 from shared.health import WorkerHeartbeat
+from shared.history import waiting_records
 
 
 class Check(BaseModel):
@@ -22,6 +27,10 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     failing: list[str]
     checks: dict[str, Check]
+    degraded: list[str] = []
+    """Checks that fail without stopping chat (the database)."""
+    history_waiting: int | None = None
+    """Finished turns queued in Redis for the database (None when Redis cannot say)."""
 
 
 async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
@@ -37,7 +46,9 @@ async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
     return beats
 
 
-async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0) -> Readiness:
+async def check_readiness(
+    redis: Redis, collection: str, timeout_s: float = 2.0, database: Database | None = None
+) -> Readiness:
     checks: dict[str, Check] = {}
     beats: list[WorkerHeartbeat] = []
     try:
@@ -67,4 +78,23 @@ async def check_readiness(redis: Redis, collection: str, timeout_s: float = 2.0)
             why = beat.qdrant_error or "the collection does not exist yet (indexing?)"
             checks["collection"] = Check(ok=False, detail=f"'{collection}' at {beat.qdrant_location}: {why}")
     failing = [name for name, check in checks.items() if not check.ok]
-    return Readiness(status="not_ready" if failing else "ready", failing=failing, checks=checks)
+    degraded: list[str] = []
+    waiting: int | None = None
+    if database is not None:
+        problem = await database.ping()
+        checks["database"] = Check(ok=problem is None, detail=problem or f"answers ({database.backend})")
+        if problem is not None:
+            degraded.append("database")
+        if checks["redis"].ok:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    waiting = await waiting_records(redis)
+            except (RedisError, OSError, TimeoutError):
+                waiting = None
+    return Readiness(
+        status="not_ready" if failing else "ready",
+        failing=failing,
+        checks=checks,
+        degraded=degraded,
+        history_waiting=waiting,
+    )

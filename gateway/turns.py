@@ -11,6 +11,7 @@ from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
+from gateway.conversation_owners import ConversationOwners
 from shared import keys
 from shared.jobs import RUN_TURN, TurnJob, job_serializer
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, event_payload
@@ -53,13 +54,14 @@ return 'ok'
 
 
 class TurnStarter:
-    def __init__(self, redis: ArqRedis, settings: Settings) -> None:
+    def __init__(self, redis: ArqRedis, settings: Settings, owners: ConversationOwners | None = None) -> None:
         self._redis = redis
         self._settings = settings
+        self._owners = owners
         self.events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
         self._start_script = redis.register_script(_START_TURN)
 
-    async def start(self, ask: AskFrame) -> AcceptedEvent:
+    async def start(self, ask: AskFrame, reader_id: str | None = None) -> AcceptedEvent:
         """Record ``accepted`` in the turn's stream, enqueue the job and wake a worker.
 
         ``accepted`` is written first so the stream exists (and can be resumed) before any worker event;
@@ -67,13 +69,20 @@ class TurnStarter:
         """
         received = time.time()
         turn_id = uuid.uuid4().hex
-        conversation_id = ask.conversation_id or uuid.uuid4().hex
+        if self._owners is not None:
+            # an ask naming another reader's conversation starts a new one (gateway/conversation_owners.py)
+            claim = await self._owners.claim(ask.conversation_id, reader_id)
+            conversation_id, new_conversation = claim.conversation_id, claim.new
+        else:
+            conversation_id, new_conversation = ask.conversation_id or uuid.uuid4().hex, ask.conversation_id is None
         accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
         job = TurnJob(
             turn_id=turn_id,
             conversation_id=conversation_id,
             question=ask.question,
             selected_text=ask.selected_text,
+            reader_id=reader_id,
+            new_conversation=new_conversation,
             enqueued_at=received,
         )
         enqueue_ms = timestamp_ms()

@@ -14,6 +14,7 @@ from arq.connections import RedisSettings
 
 from shared import keys
 from shared.cohere_client import build_cohere_clients
+from shared.db.database import Database
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
 from shared.redis_connections import redis_client
@@ -25,6 +26,8 @@ from worker.cohere_provider import CohereProvider
 from worker.conversation import ConversationMemory
 from worker.event_sink import EventBatcher
 from worker.heartbeat_keeper import HeartbeatKeeper
+from worker.history_retention import purge_history_periodically
+from worker.history_writer import HistoryWriter
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
 from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
 from worker.services import WorkerServices
@@ -49,6 +52,7 @@ class WorkerState:
         self.status_changed = asyncio.Event()  # beat now with the new status
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
         self.keeper: HeartbeatKeeper | None = None  # repeats the last beat from a thread (overloaded loop)
+        self.history_writer: HistoryWriter | None = None
 
 
 class TutorWorker(WakeableWorker):
@@ -140,6 +144,12 @@ def build_worker(
         # the turns' events on a client of their own: its connections pack in C (shared.redis_connections)
         events_redis = redis_client(settings.effective_redis_url, socket_timeout=10, socket_connect_timeout=2)
         ctx["events_redis"] = events_redis
+        database = Database(settings)
+        database.start()
+        ctx["database"] = database
+        # the history writer's blocking reads on a connection of their own
+        history_redis = redis_client(settings.effective_redis_url, socket_timeout=10, socket_connect_timeout=2)
+        ctx["history_redis"] = history_redis
         services = WorkerServices(
             settings=settings,
             worker_id=state.worker_id,
@@ -149,8 +159,11 @@ def build_worker(
             ),
             store=store,
             cohere=cohere,
-            memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
+            memory=ConversationMemory(
+                redis, settings.conversation_max_turns, settings.conversation_ttl_s, database=database
+            ),
             metrics=TurnTimings(redis, settings.record_timings),
+            database=database,
         )
         ctx["services"] = services
         state.keeper = HeartbeatKeeper(
@@ -159,6 +172,14 @@ def build_worker(
         state.keeper.start()
         background.append(asyncio.create_task(_refresh_status(services, state), name="collection-status"))
         background.append(asyncio.create_task(_beat(services, state, worker), name="heartbeat"))
+        writer = HistoryWriter(history_redis, database, consumer=state.worker_id)
+        state.history_writer = writer
+        background.append(asyncio.create_task(writer.run(), name="history-writer"))
+        background.append(
+            asyncio.create_task(
+                purge_history_periodically(database, settings.history_retention_days), name="history-retention"
+            )
+        )
         indexing = asyncio.create_task(_index_until_ready(services, state), name="first-index")
         background.append(indexing)
         if settings.reindex_every_s > 0:
@@ -189,6 +210,8 @@ def build_worker(
             await services.redis.delete(keys.worker_heartbeat(state.worker_id))
         await services.store.close()
         await ctx["events_redis"].aclose()
+        await ctx["history_redis"].aclose()
+        await ctx["database"].close()
         if services.cohere is not None:
             await services.cohere.close()
 
