@@ -75,6 +75,7 @@ EXPOSE 7860
 # `|| exit 1`: Docker reserves status 2, which curl can return; every failure becomes plain unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["sh", "-c", "curl -fsS -o /dev/null http://127.0.0.1:${PORT}/health || exit 1"]
-# DATA_DIR may be a fresh (ephemeral) path; supervisord keeps its pid file and socket there. exec makes
-# supervisord PID 1, so `docker stop`'s SIGTERM reaches it and it stops the programs in order.
-CMD ["sh", "-c", "mkdir -p \"$DATA_DIR\" && exec supervisord -c /app/supervisord.conf"]
+# ROLE picks what runs (shared/entrypoint.py): `all` (default) execs supervisord, which keeps its pid file
+# and socket under DATA_DIR (created first); `gateway` or `worker` execs that process alone on REDIS_URL.
+# Either way the process exec'd is PID 1, so `docker stop`'s SIGTERM reaches it.
+CMD ["python", "-m", "shared.entrypoint"]

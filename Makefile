@@ -36,10 +36,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
-## run: the whole service under supervisord in the foreground (redis, worker, gateway) on $PORT
+## run: the whole service under supervisord in the foreground (redis, worker, gateway) on $PORT; ROLE=gateway
+## or ROLE=worker runs that process alone on an external REDIS_URL (shared/entrypoint.py)
 run: system-deps venv
 	@mkdir -p $(DATA_DIR)
-	exec $(BIN)/supervisord -c supervisord.conf
+	exec $(BIN)/python -m shared.entrypoint
 
 ## test: the whole test suite against real redis-server, embedded Qdrant and the fake Cohere server
 test: system-deps venv
@@ -58,7 +59,7 @@ typecheck: venv
 	$(BIN)/mypy shared gateway worker
 
 ## reindex: rebuild the knowledge base (ARGS="--source URL-or-folder --mode incremental ..."); through the
-## running worker when there is one, else in this process (see worker/reindex_cli.py)
+## running worker when there is one, else in this process (see worker/reindex/cli.py)
 reindex: venv
 	$(BIN)/tutor-reindex $(ARGS)
 

@@ -1,8 +1,8 @@
 """The baseline of the benchmarks: the same pipeline in one process, with no queue and no event bus.
 
 A FastAPI app speaking the same wire protocol on ``/ws/chat`` that answers each ask right in the socket's
-own task: ``worker.turn.answer_turn`` (conversation memory in Redis, Cohere embed, Qdrant search, rerank,
-the streamed chat, delta coalescing by ``worker.event_sink``), with the sink writing frames straight to the
+own task: ``worker.turns.turn.answer_turn`` (conversation memory in Redis, Cohere embed, Qdrant search, rerank,
+the streamed chat, delta coalescing by ``worker.turns.event_sink``), with the sink writing frames straight to the
 socket instead of to a Redis stream. What it lacks is exactly the architecture under test: the arq queue,
 the wake-up, the turn streams, the relay. So (service minus baseline) is the cost of that architecture.
 
@@ -25,19 +25,20 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from shared.cohere_client import build_cohere_clients
 from shared.jobs import TurnJob
 from shared.logs import configure_logging
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, _Event, bad_frame, client_frame_adapter
 from shared.settings import Settings, load_settings
-from worker.cohere_provider import CohereProvider, ProviderFailure
-from worker.conversation import ConversationMemory
-from worker.event_sink import EventBatcher
+from worker.cohere.client import build_cohere_clients
+from worker.cohere.failures import ProviderFailure
+from worker.cohere.provider import CohereProvider
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
-from worker.services import WorkerServices
-from worker.timings import TurnTimings
-from worker.turn import answer_turn
+from worker.runtime.services import WorkerServices
+from worker.turns.conversation import ConversationMemory
+from worker.turns.event_sink import EventBatcher
+from worker.turns.timings import TurnTimings
+from worker.turns.turn import answer_turn
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
    keyword-only; then the same chunks with 1,024-dimension dense vectors supplied (as from the embedding
    cache), to show what dense vectors cost the embedded store. Phases are also timed one by one.
 2. Retrieval latency as the worker sees it: ``KnowledgeStore.search`` awaited on the worker's event loop
-   (worker/starts_first_loop.py), through the store's one Qdrant thread, for the evaluation questions,
+   (worker/runtime/starts_first_loop.py), through the store's one Qdrant thread, for the evaluation questions,
    keyword-only and hybrid (dense + BM25, RRF), at the books' size and padded to 2,000 chunks; one query at
    a time and eight in flight at once.
 
@@ -35,7 +35,7 @@ from shared.settings import Settings
 from worker.knowledge.indexing import IndexBuild
 from worker.knowledge.markdown_chunks import Chunk, chunk_book
 from worker.knowledge.store import KnowledgeStore
-from worker.starts_first_loop import StartsFirstEventLoop
+from worker.runtime.starts_first_loop import StartsFirstEventLoop
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"

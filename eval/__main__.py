@@ -36,9 +36,9 @@ from rich.table import Table
 from eval.docusaurus_site import render_site, site_app
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import running_fake_cohere, serve_asgi
-from shared.cohere_client import build_cohere_clients
 from shared.settings import Settings
-from worker.cohere_provider import CohereProvider
+from worker.cohere.client import build_cohere_clients
+from worker.cohere.provider import CohereProvider
 from worker.knowledge.indexing import index_book
 from worker.knowledge.store import KnowledgeStore, Passage
 

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from shared import keys
 from shared.db.database import Database
-from shared.health import WorkerHeartbeat
+from shared.health import IndexingFailure, WorkerHeartbeat
 from shared.history import waiting_records
 
 
@@ -31,6 +31,8 @@ class Readiness(BaseModel):
     """Checks that fail without stopping chat (the database)."""
     history_waiting: int | None = None
     """Finished turns queued in Redis for the database (None when Redis cannot say)."""
+    explanation: str | None = None
+    """While the first indexing of the book keeps failing: what failed and what to change, in one line."""
 
 
 async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
@@ -46,15 +48,27 @@ async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:
     return beats
 
 
+async def indexing_failure(redis: Redis) -> IndexingFailure | None:
+    raw = await redis.get(keys.INDEXING_FAILURE)
+    if raw is None:
+        return None
+    try:
+        return IndexingFailure.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
 async def check_readiness(
     redis: Redis, collection: str, timeout_s: float = 2.0, database: Database | None = None
 ) -> Readiness:
     checks: dict[str, Check] = {}
     beats: list[WorkerHeartbeat] = []
+    failure: IndexingFailure | None = None
     try:
         async with asyncio.timeout(timeout_s):
             await redis.ping()
             beats = await worker_heartbeats(redis)
+            failure = await indexing_failure(redis)
         checks["redis"] = Check(ok=True, detail="answers")
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = Check(ok=False, detail=f"cannot reach Redis ({type(exc).__name__})")
@@ -77,7 +91,7 @@ async def check_readiness(
             beat = beats[0]
             why = beat.qdrant_error or "the collection does not exist yet (indexing?)"
             checks["collection"] = Check(ok=False, detail=f"'{collection}' at {beat.qdrant_location}: {why}")
-    failing = [name for name, check in checks.items() if not check.ok]
+    failing = [name for name, check in checks.items() if not check.ok]  # before the database's check
     degraded: list[str] = []
     waiting: int | None = None
     if database is not None:
@@ -97,4 +111,5 @@ async def check_readiness(
         checks=checks,
         degraded=degraded,
         history_waiting=waiting,
+        explanation=failure.line if failure is not None and "collection" in failing else None,
     )

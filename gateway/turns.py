@@ -32,7 +32,7 @@ class TurnNotAccepted(Exception):
 # Starting a turn, in one round trip: what ``ArqRedis.enqueue_job`` writes (the job under arq's key, with its
 # expiry, and its id in the queue, refused if the id exists), preceded by the bound on pending turns and the
 # turn's stream with its ``accepted`` event, and followed by the id on the intake list, where a waiting worker
-# takes it at once (worker/wakeable_worker.py). Done as separate calls it was six sequential round trips
+# takes it at once (worker/runtime/wakeable_worker.py). Done as separate calls it was six sequential round trips
 # (ZCARD, the append script, WATCH/EXISTS/MULTI-EXEC, PUBLISH), each waiting for a busy gateway and a busy
 # Redis before the worker even heard of the turn.
 _START_TURN = """

@@ -1,5 +1,6 @@
 """The worker's heartbeat: how the gateway learns that a worker is alive and the knowledge base ready,
-without opening Qdrant itself (embedded Qdrant can only be opened by one process)."""
+without opening Qdrant itself (embedded Qdrant can only be opened by one process); and why the first
+indexing failed, when it did."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 HEARTBEAT_INTERVAL_S = 1.0
+# A first-start failure is re-written on every retry (at most a minute apart) and deleted on success; it
+# expires by itself when no worker is left to retry.
+INDEXING_FAILURE_TTL_S = 180
 # Three missed beats and the worker counts as gone: its turns end with worker_lost (gateway/reaper.py)
 # about 3-4 s after it died.
 HEARTBEAT_TTL_S = 3
@@ -25,4 +29,18 @@ class WorkerHeartbeat(BaseModel):
     qdrant_location: str
     qdrant_error: str | None = None
     jobs_running: int = 0
+    at: float
+
+
+class IndexingFailure(BaseModel):
+    """Why the first indexing of ``BOOK_SOURCE`` failed, as one line saying what failed and what to change.
+
+    ``/ready`` shows it to anyone, so it holds only the service's own words, settings' names, hosts and
+    book paths: never a secret, a file system path, a URL's query or user info, or what a remote server
+    sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["indexing_failure"] = "indexing_failure"
+    line: str
     at: float

@@ -19,7 +19,7 @@ ReindexTrigger = Literal["api", "cli", "schedule", "startup"]
 
 
 class ReindexJob(BaseModel):
-    """Rebuild the knowledge base from ``source`` as a new version (see worker/reindex_job.py)."""
+    """Rebuild the knowledge base from ``source`` as a new version (see worker/reindex/job.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -64,7 +64,7 @@ def gateway_wake(gateway_id: str) -> str:
 
 def intake_held(intake_id: str) -> str:
     """One worker's list that its blocking pop moves a new turn's id to, emptied by the claim Redis runs right
-    after that pop (worker/job_claims.py), so it holds an id only between the two."""
+    after that pop (worker/runtime/job_claims.py), so it holds an id only between the two."""
     return f"{PREFIX}:intake:held:{intake_id}"
 
 
@@ -97,6 +97,11 @@ def worker_turns(worker_id: str) -> str:
 REINDEX_LOCK = f"{PREFIX}:reindex:lock"
 # The id of the last re-index requested (what `tutor-reindex --follow` shows when given no id).
 REINDEX_LATEST = f"{PREFIX}:reindex:latest"
+
+
+# Why the worker's first indexing failed (shared/health.py IndexingFailure): written by the worker while it
+# retries, read by the gateway's /ready, so an operator sees what to change without reading the worker's log.
+INDEXING_FAILURE = f"{PREFIX}:indexing:failure"
 
 
 def reindex_progress(job_id: str) -> str:

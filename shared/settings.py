@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,12 +40,19 @@ class Settings(BaseSettings):
     )
 
     # --- process and storage ---
+    role: Literal["all", "gateway", "worker"] = Field(
+        "all",
+        description="What this process runs: 'all' (supervisord: Redis, gateway, worker) or one of 'gateway' and "
+        "'worker' alone, on an external REDIS_URL.",
+    )
     port: int = Field(7860, ge=1, le=65535, description="Port the gateway listens on (Spaces: 7860).")
     host: str = Field("0.0.0.0", description="Address the gateway binds.")
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Everything the stack writes at run time.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     redis_url: str | None = Field(
-        None, description="Redis address; default is the embedded server's unix socket under DATA_DIR."
+        None,
+        validate_default=True,
+        description="Redis address; default is the embedded server's unix socket under DATA_DIR (ROLE=all only).",
     )
 
     # --- Qdrant ---
@@ -101,8 +109,11 @@ class Settings(BaseSettings):
         description="Comma-separated browser origins (besides the service's own) allowed to open sockets and call "
         "the REST API; '*' allows any.",
     )
+    space_id: str | None = Field(
+        None, description="Set by Hugging Face Spaces; makes TRUST_PROXY_HEADERS default to true."
+    )
     trust_proxy_headers: bool = Field(
-        False, description="Take the client address from X-Forwarded-For (true behind Spaces' proxy)."
+        False, description="Take the client address from X-Forwarded-For (default true when SPACE_ID is set)."
     )
     asks_per_minute_per_client: float = Field(30, ge=0, description="0 disables the per-client ask limit.")
     max_sockets_per_client: int = Field(20, ge=1)
@@ -159,10 +170,22 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _check_redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+    def _check_redis_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value and info.data.get("role") in {"gateway", "worker"}:
+            # only ROLE=all runs a Redis of its own; a lone replica would wait on a socket nobody serves
+            raise ValueError(f"required when ROLE={info.data['role']} (the Redis shared by every replica)")
         return value or None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trust_the_spaces_proxy(cls, data: Any) -> Any:
+        """On Spaces every request comes through its proxy, so its X-Forwarded-For is the reader's address;
+        an explicit TRUST_PROXY_HEADERS still wins."""
+        if isinstance(data, dict) and data.get("space_id") and data.get("trust_proxy_headers") in (None, ""):
+            return {**data, "trust_proxy_headers": True}
+        return data
 
     @model_validator(mode="after")
     def _sign_in_is_complete(self) -> Settings:

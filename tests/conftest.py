@@ -22,6 +22,7 @@ from shared.db.database import Database
 from shared.db.migrate import migrate
 from shared.redis_server import redis_server_args
 from shared.settings import Settings
+from tests.factories import IsolatedSettings
 from tests.postgres_servers import PgBouncer, PostgresServer
 
 
@@ -80,15 +81,6 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
-
-
-class IsolatedSettings(Settings):
-    """Settings from explicit values only: a developer's environment (a real COHERE_API_KEY, say) must
-    not leak into tests."""
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
-        return (init_settings,)
 
 
 SettingsFactory = Callable[..., Settings]

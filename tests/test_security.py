@@ -63,16 +63,22 @@ async def test_asks_per_client_are_limited_with_a_retry_hint(make_settings: Sett
 
 
 async def test_forwarded_address_is_used_only_when_trusted(make_settings: SettingsFactory) -> None:
-    """Behind a trusted proxy each forwarded address has its own budget; untrusted, the header is ignored."""
-    for trusted, expected in ((True, [200, 200]), (False, [200, 429])):
-        settings = make_settings(asks_per_minute_per_client=1, trust_proxy_headers=trusted)
+    """Behind a trusted proxy each forwarded address has its own budget; untrusted, the header is ignored. On a
+    Space (SPACE_ID set) the proxy is trusted unless TRUST_PROXY_HEADERS says otherwise."""
+    cases: list[tuple[dict[str, object], list[int]]] = [
+        ({"trust_proxy_headers": True}, [200, 200]),
+        ({"trust_proxy_headers": False}, [200, 429]),
+        ({"space_id": "reader/physical-ai-tutor"}, [200, 200]),
+    ]
+    for case, (trusted, expected) in enumerate(cases):
+        settings = make_settings(asks_per_minute_per_client=1, **trusted)
         async with running_stack(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
             statuses = [
                 (
                     await client.post(
                         "/api/chat",
                         json={"question": "What is a ROS 2 topic?"},
-                        headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                        headers={"X-Forwarded-For": f"203.0.113.{10 * case + n}"},
                     )
                 ).status_code
                 for n in (1, 2)

@@ -1,5 +1,6 @@
-"""The real thing: supervisord runs redis-server, the worker and the gateway from supervisord.conf,
-exactly as `make run` and the image do, and a client asks over a real socket."""
+"""The real thing: the entrypoint (ROLE unset, i.e. ``all``) execs supervisord, which runs redis-server, the
+worker and the gateway from supervisord.conf, exactly as `make run` and the image do, and a client asks over a
+real socket."""
 
 from __future__ import annotations
 
@@ -54,14 +55,13 @@ class LogWatcher:
 async def test_supervisord_stack_answers_over_a_real_socket(tmp_path: Path) -> None:
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("COHERE_", "QDRANT_", "REDIS_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("COHERE_", "QDRANT_", "REDIS_", "ROLE"))},
         "PORT": str(port),
         "DATA_DIR": str(tmp_path / "data"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    (tmp_path / "data").mkdir()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
+        [sys.executable, "-m", "shared.entrypoint"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -13,7 +13,6 @@ from arq import func
 from arq.connections import RedisSettings
 
 from shared import keys
-from shared.cohere_client import build_cohere_clients
 from shared.db.database import Database
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
@@ -22,18 +21,25 @@ from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from shared.waiting import wait_event
-from worker.cohere_provider import CohereProvider
-from worker.conversation import ConversationMemory
-from worker.event_sink import EventBatcher
-from worker.heartbeat_keeper import HeartbeatKeeper
-from worker.history_retention import purge_history_periodically
-from worker.history_writer import HistoryWriter
+from worker.cohere.client import build_cohere_clients
+from worker.cohere.provider import CohereProvider
+from worker.history.retention import purge_history_periodically
+from worker.history.writer import HistoryWriter
 from worker.knowledge.store import CollectionStatus, KnowledgeStore
-from worker.reindex_job import index_at_startup, run_reindex, schedule_reindexes
-from worker.services import WorkerServices
-from worker.timings import TurnTimings
-from worker.turn import run_turn
-from worker.wakeable_worker import WakeableWorker
+from worker.reindex.job import (
+    first_start_failure,
+    index_at_startup,
+    publish_first_start_failure,
+    run_reindex,
+    schedule_reindexes,
+)
+from worker.runtime.heartbeat_keeper import HeartbeatKeeper
+from worker.runtime.services import WorkerServices
+from worker.runtime.wakeable_worker import WakeableWorker
+from worker.turns.conversation import ConversationMemory
+from worker.turns.event_sink import EventBatcher
+from worker.turns.timings import TurnTimings
+from worker.turns.turn import run_turn
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,7 @@ class WorkerState:
         self.status: CollectionStatus | None = None
         self.status_changed = asyncio.Event()  # beat now with the new status
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
+        self.published_failure = asyncio.Event()  # why the first indexing failed is in Redis, for /ready
         self.keeper: HeartbeatKeeper | None = None  # repeats the last beat from a thread (overloaded loop)
         self.history_writer: HistoryWriter | None = None
 
@@ -78,13 +85,25 @@ async def _index_until_ready(services: WorkerServices, state: WorkerState) -> No
                 )
             state.indexing, state.index_error = False, None
             state.changed.set()
+            await _publish_failure(services, None)
             return
         except Exception as exc:
-            state.index_error = f"indexing failed: {type(exc).__name__}"
+            state.index_error = first_start_failure(exc)
             state.changed.set()
+            if await _publish_failure(services, state.index_error):
+                state.published_failure.set()
             logger.warning("indexing the book failed (%s); retrying in %.0fs", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
+
+
+async def _publish_failure(services: WorkerServices, line: str | None) -> bool:
+    try:
+        await publish_first_start_failure(services.redis, line)
+    except Exception as exc:  # /ready then lacks the explanation; the worker's log still has it
+        logger.warning("could not publish the indexing failure: %s", type(exc).__name__)
+        return False
+    return True
 
 
 async def _refresh_status(services: WorkerServices, state: WorkerState) -> None:
@@ -235,7 +254,7 @@ def build_worker(
         idle_poll_s=idle_poll_s,
         health_check_interval=10,
         # On SIGTERM: stop taking turns, let those in flight finish for a while, then cancel them (they
-        # end with a clear error; see worker/turn.py).
+        # end with a clear error; see worker/turns/turn.py).
         job_completion_wait=int(settings.shutdown_grace_s),
     )
     worker.state = state

@@ -18,8 +18,8 @@ from starlette.responses import Response
 from eval.docusaurus_site import render_site, site_app
 from fake_cohere.testing import serve_asgi
 from tests.conftest import SettingsFactory
+from tests.factories import SAMPLE_BOOK
 from tests.stack import chat, running_gateway, running_stack
-from tests.worker.test_store import SAMPLE_BOOK
 
 TOKEN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-from fake_cohere.testing import RunningFake
+from eval.docusaurus_site import render_site, site_app
+from fake_cohere.testing import RunningFake, serve_asgi
+from shared.waiting import wait_event
 from tests.conftest import SettingsFactory
-from tests.stack import running_gateway, running_stack
+from tests.factories import SAMPLE_BOOK
+from tests.stack import running_gateway, running_stack, running_worker
 
 
 async def test_rest_chat_offline(make_settings: SettingsFactory) -> None:
@@ -74,3 +77,22 @@ async def test_metrics_count_turns_workers_and_relayed_events(make_settings: Set
     assert samples["tutor_turns_started_total"] == 1
     assert samples["tutor_workers_alive"] == 1 and samples["tutor_ready"] == 1
     assert samples["tutor_relay_events_total"] >= 5, "accepted, sources, deltas, citations, done"
+
+
+async def test_readiness_explains_a_first_indexing_that_fails(make_settings: SettingsFactory) -> None:
+    async with serve_asgi(site_app(render_site(SAMPLE_BOOK, "/docs"))) as site:
+        port = site.rsplit(":", 1)[1]
+        # the classic mistake: the book's address by another name than the one the sitemap is read from
+        settings = make_settings(book_source=f"{site}/sitemap.xml", book_base_url=f"http://localhost:{port}/docs")
+        async with running_worker(settings) as worker, running_gateway(settings) as url:
+            await wait_event(worker.state.published_failure, 30)
+            async with httpx.AsyncClient(base_url=url) as client:
+                response = await client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["collection"]
+    assert body["explanation"] == (
+        "indexing BOOK_SOURCE failed: no page to index: 10 of 10 skipped, 10 because host 127.0.0.1:"
+        f"{port} is not BOOK_BASE_URL's host localhost:{port}; set BOOK_BASE_URL to the book's path alone"
+        f" (like /docs) or on host 127.0.0.1:{port}"
+    )

@@ -63,3 +63,22 @@ def test_empty_key_means_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_configuration_error_is_a_clean_exit() -> None:
     with pytest.raises(ConfigurationError, match="configuration error: RETRIEVAL_TOP_K"):
         load_settings(retrieval_top_k=0)
+
+
+@pytest.mark.parametrize(
+    ("env", "trusted"),
+    [
+        ({}, False),
+        ({"SPACE_ID": "reader/physical-ai-tutor"}, True),
+        ({"SPACE_ID": "reader/physical-ai-tutor", "TRUST_PROXY_HEADERS": "false"}, False),
+        ({"TRUST_PROXY_HEADERS": "true"}, True),
+    ],
+)
+def test_on_a_space_the_proxy_is_trusted_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], trusted: bool
+) -> None:
+    for name in ("SPACE_ID", "TRUST_PROXY_HEADERS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().trust_proxy_headers is trusted

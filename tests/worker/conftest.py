@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.worker.test_store import make_settings
+from tests.factories import knowledge_settings
 from worker.knowledge.store import KnowledgeStore
-from worker.starts_first_loop import StartsFirstEventLoop
+from worker.runtime.starts_first_loop import StartsFirstEventLoop
 
 # How a worker takes and starts turns is tested on asyncio's own loop and on the one ``python -m worker`` runs.
 ON_BOTH_LOOPS = {"test_turn_intake.py"}
@@ -20,7 +20,7 @@ ON_BOTH_LOOPS = {"test_turn_intake.py"}
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+    return knowledge_settings(tmp_path)
 
 
 @pytest.fixture

@@ -39,9 +39,10 @@ from shared.jobs import ReindexMode
 from shared.protocol import ErrorCode
 from shared.reindex import ReindexProgress, new_job_id
 from shared.settings import Settings
-from worker.cohere_provider import ProviderFailure
+from worker.cohere.failures import ProviderFailure
 from worker.knowledge.embed_cache import EmbeddingCache, cache_key, cache_path
 from worker.knowledge.markdown_chunks import Chunk, DocumentError, chunk_document, new_parser
+from worker.knowledge.skip_report import log_skip_summary, nothing_to_index
 from worker.knowledge.sources import LoadedSource, SourceDocument, SourceError, load_source
 from worker.knowledge.store import DENSE_DISTANCE, KnowledgeStore, KnowledgeStoreError, point_id
 
@@ -202,7 +203,7 @@ class IndexBuild:
         chunks = await asyncio.to_thread(self._chunk, to_chunk)
         p.chunks = len(chunks)
         if not chunks and not unchanged:
-            raise IndexingError(f"no Markdown text to index under {self.source}")
+            raise IndexingError(nothing_to_index(loaded))
 
         sparse = await asyncio.to_thread(self.store.encode_documents, chunks)
         vectors: list[list[float]] | None = None
@@ -277,10 +278,9 @@ class IndexBuild:
             for skipped in exc.skipped:
                 p.skip(skipped.doc, skipped.reason)
             raise IndexingError(str(exc)) from exc
-        p.documents_total = len(loaded.documents) + sum(
-            1 for s in loaded.skipped if not s.reason.startswith(("outside the book", "sitemap:"))
-        )
+        p.documents_total = len(loaded.documents) + sum(1 for s in loaded.skipped if not s.outside)
         p.documents_read = p.documents_total
+        log_skip_summary(log, loaded)
         return loaded
 
     async def _effective_mode(self, previous: str | None, dense: bool) -> ReindexMode:

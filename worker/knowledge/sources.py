@@ -6,8 +6,9 @@ document never stops the others; only a source that cannot be read at all (a mis
 that answers 404 or times out) raises ``SourceError``.
 
 A sitemap's pages are fetched with a bounded number of concurrent requests, each with a timeout and a size
-limit. Only pages under the book's base URL (``BOOK_BASE_URL``'s path) are the book; the rest of the site
-(home page, blog, search, tag lists) is skipped with that reason.
+limit, through ``SiteFetcher`` (worker/knowledge/site_fetch.py: the sitemap's host only, redirects checked).
+Only pages on the book's host and under its path (``BOOK_BASE_URL``) are the book; the rest of the site
+(home page, blog, search, tag lists) is skipped, each with the reason that names the mismatch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -31,6 +33,7 @@ from worker.knowledge.markdown_chunks import (
     markdown_files,
     read_markdown_file,
 )
+from worker.knowledge.site_fetch import FetchError, Resolver, SiteFetcher, netloc, new_http_client, origin
 
 SITEMAP_TIMEOUT_S = 10.0
 PAGE_TIMEOUT_S = 10.0
@@ -39,7 +42,6 @@ MAX_PAGES = 5000
 MAX_SITEMAPS = 20
 MAX_SITEMAP_BYTES = 10_000_000
 MAX_PAGE_BYTES = MAX_FILE_BYTES
-USER_AGENT = "physical-ai-tutor-indexer/1.0"
 
 _SITEMAP_NS = re.compile(r"^\{[^}]*\}")
 
@@ -61,6 +63,8 @@ class SkippedDocument:
     doc: str
     reason: str
     transient: bool = False  # a network failure: the document may well still exist
+    outside: bool = False  # not a document of the book (another part of the site, or a sitemap file)
+    fix: str | None = None  # what to change, when the reason is a setting's mismatch
 
 
 class SourceError(RuntimeError):
@@ -92,13 +96,14 @@ async def load_source(
     *,
     on_progress: ProgressCallback | None = None,
     client: httpx.AsyncClient | None = None,
+    resolver: Resolver | None = None,
 ) -> LoadedSource:
     """Read every document of ``source`` (a folder path or a sitemap URL)."""
     if is_sitemap(source):
         if client is not None:
-            return await load_sitemap(source, base_url, client, on_progress=on_progress)
-        async with new_http_client() as owned:
-            return await load_sitemap(source, base_url, owned, on_progress=on_progress)
+            return await load_sitemap(source, base_url, client, on_progress=on_progress, resolver=resolver)
+        async with new_http_client(FETCH_CONCURRENCY, PAGE_TIMEOUT_S) as owned:
+            return await load_sitemap(source, base_url, owned, on_progress=on_progress, resolver=resolver)
     return await asyncio.to_thread(load_folder, Path(source), on_progress)
 
 
@@ -107,16 +112,23 @@ async def load_source(
 
 
 def load_folder(source: Path, on_progress: ProgressCallback | None = None) -> LoadedSource:
+    """Every Markdown file under ``source``. A symlink is read only when it points inside the folder (a link
+    to ``/etc/passwd`` named ``passwd.md`` would otherwise be indexed and quoted); linked folders are not
+    entered."""
     if not source.is_dir():
-        raise SourceError(f"book source {source} is not a folder")
+        raise SourceError("the book source is not a folder; give a folder of Markdown or a sitemap.xml URL")
+    root = source.resolve()
     loaded = LoadedSource(source=str(source), kind="folder")
     files = list(markdown_files(source))
     for done, (path, doc) in enumerate(files, start=1):
+        real = path.resolve()
         if any(part.startswith("_") for part in PurePosixPath(doc).parts):
             loaded.skipped.append(SkippedDocument(doc, "partial (a name starting with '_' is not a page)"))
+        elif not real.is_relative_to(root):
+            loaded.skipped.append(SkippedDocument(doc, "a symlink to a file outside the book's folder (not read)"))
         else:
             try:
-                loaded.documents.append(SourceDocument(doc, read_markdown_file(path)))
+                loaded.documents.append(SourceDocument(doc, read_markdown_file(real)))
             except DocumentError as exc:
                 loaded.skipped.append(SkippedDocument(doc, str(exc)))
         if on_progress is not None:
@@ -128,31 +140,28 @@ def load_folder(source: Path, on_progress: ProgressCallback | None = None) -> Lo
 # A sitemap
 
 
-def new_http_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(PAGE_TIMEOUT_S, connect=5.0),
-        follow_redirects=True,
-        limits=httpx.Limits(max_connections=FETCH_CONCURRENCY * 2),
-        headers={"user-agent": USER_AGENT},
-    )
-
-
 async def load_sitemap(
     sitemap_url: str,
     base_url: str,
     client: httpx.AsyncClient,
     *,
     on_progress: ProgressCallback | None = None,
+    resolver: Resolver | None = None,
 ) -> LoadedSource:
     loaded = LoadedSource(source=sitemap_url, kind="sitemap")
-    pages = await _page_urls(sitemap_url, client, loaded)
-    book_root = _book_root(sitemap_url, base_url)
+    try:
+        site = await SiteFetcher.open(client, sitemap_url, resolver)
+    except FetchError as exc:
+        _sitemap_failed(sitemap_url, exc)
+    pages = await _page_urls(site, sitemap_url, loaded)
+    book = _BookRoot.of(sitemap_url, base_url)
     wanted: list[tuple[str, str]] = []
     seen: set[str] = set()
     for url in pages:
-        doc = _doc_for(url, book_root)
-        if doc is None:
-            loaded.skipped.append(SkippedDocument(url, f"outside the book (BOOK_BASE_URL {book_root.path})"))
+        doc = book.doc(url)
+        refusal = book.refusal(url) or _off_site(site, url)
+        if refusal is not None:
+            loaded.skipped.append(SkippedDocument(url, refusal[0], outside=True, fix=refusal[1]))
         elif doc in seen:
             loaded.skipped.append(SkippedDocument(url, f"duplicate of {doc}"))
         else:
@@ -170,7 +179,7 @@ async def load_sitemap(
     async def fetch(index: int, url: str, doc: str) -> None:
         nonlocal done
         async with semaphore:
-            results[index] = await _fetch_page(client, url, doc)
+            results[index] = await _fetch_page(site, book, url, doc)
         done += 1
         if on_progress is not None:
             on_progress(done, len(wanted))
@@ -188,89 +197,108 @@ async def load_sitemap(
 
 @dataclass(frozen=True, slots=True)
 class _BookRoot:
+    """Where the book lives on the site: BOOK_BASE_URL resolved against the sitemap's address."""
+
     scheme: str
     netloc: str
     path: str  # always ends with '/'
+    named_host: bool  # BOOK_BASE_URL names a host itself (else it is the sitemap's)
 
+    @classmethod
+    def of(cls, sitemap_url: str, base_url: str) -> _BookRoot:
+        absolute = urlsplit(urljoin(sitemap_url, base_url or "/"))
+        path = absolute.path if absolute.path.endswith("/") else absolute.path + "/"
+        return cls(absolute.scheme, netloc(*origin(absolute.geturl())), path, bool(urlsplit(base_url).netloc))
 
-def _book_root(sitemap_url: str, base_url: str) -> _BookRoot:
-    """Where the book lives on the site: BOOK_BASE_URL resolved against the sitemap's address."""
-    absolute = urlsplit(urljoin(sitemap_url, base_url or "/"))
-    path = absolute.path if absolute.path.endswith("/") else absolute.path + "/"
-    return _BookRoot(absolute.scheme, absolute.netloc.lower(), path)
-
-
-def _doc_for(url: str, root: _BookRoot) -> str | None:
-    parts = urlsplit(url)
-    path = posixpath.normpath(parts.path or "/").rstrip("/") + "/"
-    if parts.netloc.lower() != root.netloc or not path.startswith(root.path):
+    def refusal(self, url: str) -> tuple[str, str] | None:
+        """Why the page at ``url`` is not part of the book and what would make it so; None when it is."""
+        page = netloc(*origin(url))
+        if page != self.netloc and self.named_host:
+            return (
+                f"host {page} is not BOOK_BASE_URL's host {self.netloc}",
+                f"set BOOK_BASE_URL to the book's path alone (like {self.path.rstrip('/') or '/'}) or on host {page}",
+            )
+        if page != self.netloc:
+            return (
+                f"host {page} is not the sitemap's host {self.netloc} (BOOK_BASE_URL is a path)",
+                f"read the sitemap from host {page}, or build the site with its url set to where it is served",
+            )
+        if not _folder_path(url).startswith(self.path):
+            return (
+                f"outside the book (not under BOOK_BASE_URL's path {self.path})",
+                "set BOOK_BASE_URL to the path the book's pages are published under",
+            )
         return None
-    relative = path[len(root.path) :].strip("/")
-    for suffix in (".html", ".htm"):
-        relative = relative.removesuffix(suffix)
-    return relative or "index"
+
+    def redirect_rule(self, url: str) -> str | None:
+        refusal = self.refusal(url)
+        return refusal[0] if refusal is not None else None
+
+    def doc(self, url: str) -> str:
+        """A page's doc: its path under the book's, without ``.html``."""
+        relative = _folder_path(url)[len(self.path) :].strip("/")
+        for suffix in (".html", ".htm"):
+            relative = relative.removesuffix(suffix)
+        return relative or "index"
 
 
-async def _get(client: httpx.AsyncClient, url: str, limit: int, seconds: float) -> tuple[bytes, str]:
-    """The body and content type of a 200 answer; raises ``_FetchError`` otherwise. ``seconds`` bounds the
-    whole download (httpx's timeouts bound each read, which a slow trickle of bytes never trips)."""
+def _off_site(site: SiteFetcher, url: str) -> tuple[str, str] | None:
+    why = site.off_site(url)
+    page = netloc(*origin(url))
+    return None if why is None else (why, f"read the sitemap from the pages' host {page}")
+
+
+def _folder_path(url: str) -> str:
+    return posixpath.normpath(urlsplit(url).path or "/").rstrip("/") + "/"
+
+
+def _sitemap_failed(sitemap_url: str, exc: FetchError | ValueError) -> NoReturn:
+    reason = exc.reason if isinstance(exc, FetchError) else str(exc)
+    transient = isinstance(exc, FetchError) and exc.transient
+    fix = "give the site's sitemap.xml"
+    if isinstance(exc, FetchError):
+        fix = "check its address and that the site answers"
+    skipped = SkippedDocument(sitemap_url, f"sitemap: {reason}", transient=transient, outside=True, fix=fix)
+    raise SourceError(f"cannot read the sitemap: {reason}; {fix}", [skipped]) from None
+
+
+async def _page_urls(site: SiteFetcher, sitemap_url: str, loaded: LoadedSource) -> list[str]:
+    """Page URLs of a sitemap, following a sitemap index one level down (at most ``MAX_SITEMAPS`` files,
+    each on the sitemap's own host)."""
     try:
-        async with asyncio.timeout(seconds):
-            async with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise _FetchError(f"HTTP {response.status_code}", transient=response.status_code >= 500)
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
-                    raise _FetchError(f"too large ({declared} bytes, limit {limit})")
-                body = bytearray()
-                async for piece in response.aiter_bytes():
-                    body.extend(piece)
-                    if len(body) > limit:
-                        raise _FetchError(f"too large (over {limit} bytes)")
-                return bytes(body), response.headers.get("content-type", "")
-    except (TimeoutError, httpx.TimeoutException):
-        raise _FetchError(f"timed out after {seconds:g}s", transient=True) from None
-    except httpx.HTTPError as exc:
-        raise _FetchError(f"cannot fetch ({type(exc).__name__})", transient=True) from None
-
-
-class _FetchError(Exception):
-    def __init__(self, reason: str, *, transient: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
-
-
-async def _page_urls(sitemap_url: str, client: httpx.AsyncClient, loaded: LoadedSource) -> list[str]:
-    """Page URLs of a sitemap, following a sitemap index one level down (at most ``MAX_SITEMAPS`` files)."""
-    try:
-        body, _ = await _get(client, sitemap_url, MAX_SITEMAP_BYTES, SITEMAP_TIMEOUT_S)
-        kind, locations = parse_sitemap(body)
-    except _FetchError as exc:
-        skipped = SkippedDocument(sitemap_url, f"sitemap: {exc.reason}", transient=exc.transient)
-        raise SourceError(f"cannot read the sitemap {sitemap_url}: {exc.reason}", [skipped]) from None
-    except ValueError as exc:
-        skipped = SkippedDocument(sitemap_url, f"sitemap: {exc}")
-        raise SourceError(f"cannot read the sitemap {sitemap_url}: {exc}", [skipped]) from None
+        fetched = await site.get(sitemap_url, limit=MAX_SITEMAP_BYTES, seconds=SITEMAP_TIMEOUT_S)
+        kind, locations = parse_sitemap(fetched.body)
+    except (FetchError, ValueError) as exc:
+        _sitemap_failed(sitemap_url, exc)
     if kind == "urlset":
         return _unique(locations)
     pages: list[str] = []
     for nested in locations[:MAX_SITEMAPS]:
+        off_site = site.off_site(nested)
+        if off_site is not None:
+            loaded.skipped.append(SkippedDocument(nested, f"sitemap: {off_site} (refused)", outside=True))
+            continue
         try:
-            body, _ = await _get(client, nested, MAX_SITEMAP_BYTES, SITEMAP_TIMEOUT_S)
-            nested_kind, nested_locations = parse_sitemap(body)
-        except _FetchError as exc:
-            loaded.skipped.append(SkippedDocument(nested, f"sitemap: {exc.reason}", transient=exc.transient))
+            fetched = await site.get(nested, limit=MAX_SITEMAP_BYTES, seconds=SITEMAP_TIMEOUT_S)
+            nested_kind, nested_locations = parse_sitemap(fetched.body)
+        except FetchError as exc:
+            loaded.skipped.append(
+                SkippedDocument(nested, f"sitemap: {exc.reason}", transient=exc.transient, outside=True)
+            )
             continue
         except ValueError as exc:
-            loaded.skipped.append(SkippedDocument(nested, f"sitemap: {exc}"))
+            loaded.skipped.append(SkippedDocument(nested, f"sitemap: {exc}", outside=True))
             continue
         if nested_kind != "urlset":
-            loaded.skipped.append(SkippedDocument(nested, "sitemap: nested sitemap index (only one level followed)"))
+            loaded.skipped.append(
+                SkippedDocument(nested, "sitemap: nested sitemap index (only one level followed)", outside=True)
+            )
             continue
         pages.extend(nested_locations)
     for nested in locations[MAX_SITEMAPS:]:
-        loaded.skipped.append(SkippedDocument(nested, f"sitemap: over the limit of {MAX_SITEMAPS} sitemaps"))
+        loaded.skipped.append(
+            SkippedDocument(nested, f"sitemap: over the limit of {MAX_SITEMAPS} sitemaps", outside=True)
+        )
     return _unique(pages)
 
 
@@ -292,7 +320,7 @@ def parse_sitemap(body: bytes) -> tuple[str, list[str]]:
         raise ValueError(f"not valid XML ({exc})") from None
     kind = _SITEMAP_NS.sub("", root.tag)
     if kind not in {"urlset", "sitemapindex"}:
-        raise ValueError(f"not a sitemap (root element <{kind}>)")
+        raise ValueError("not a sitemap (the root element is neither <urlset> nor <sitemapindex>)")
     child = "url" if kind == "urlset" else "sitemap"
     locations: list[str] = []
     for entry in root:
@@ -311,13 +339,22 @@ def _without_fragment(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
 
 
-async def _fetch_page(client: httpx.AsyncClient, url: str, doc: str) -> SourceDocument | SkippedDocument:
+def shown_url(url: str) -> str:
+    """A URL fit for logs and ``/ready``: without user info, query or fragment (they may hold a token)."""
+    parts = urlsplit(url)
+    host = netloc(*origin(url)) if parts.hostname else parts.netloc
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+async def _fetch_page(site: SiteFetcher, book: _BookRoot, url: str, doc: str) -> SourceDocument | SkippedDocument:
     try:
-        body, content_type = await _get(client, url, MAX_PAGE_BYTES, PAGE_TIMEOUT_S)
-    except _FetchError as exc:
+        fetched = await site.get(url, limit=MAX_PAGE_BYTES, seconds=PAGE_TIMEOUT_S, rule=book.redirect_rule)
+    except FetchError as exc:
         return SkippedDocument(doc, exc.reason, transient=exc.transient)
+    content_type = fetched.content_type
     if content_type and "html" not in content_type.lower():
-        return SkippedDocument(doc, f"not an HTML page ({content_type.split(';')[0].strip()})")
+        return SkippedDocument(doc, "not an HTML page (its Content-Type is not HTML)")
+    body = fetched.body
     if b"\x00" in body[:8192]:
         return SkippedDocument(doc, "binary content (contains NUL bytes)")
     try:
@@ -328,7 +365,7 @@ async def _fetch_page(client: httpx.AsyncClient, url: str, doc: str) -> SourceDo
         page = await asyncio.to_thread(page_markdown, html)
     except DocumentError as exc:
         return SkippedDocument(doc, str(exc))
-    return SourceDocument(doc=doc, text=page.markdown, page_url=url, title=page.title or None)
+    return SourceDocument(doc=doc, text=page.markdown, page_url=fetched.url, title=page.title or None)
 
 
 def _charset(content_type: str) -> str | None:

@@ -11,7 +11,7 @@ from shared.db.database import Database
 from shared.db.models import Turn
 from shared.db.readers import delete_reader
 from shared.db.turn_history import recent_exchanges, write_turns
-from tests.history_factories import a_reader, a_turn_record
+from tests.factories import a_reader, a_turn_record
 
 
 async def turn_rows(database: Database) -> int:

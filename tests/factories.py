@@ -1,0 +1,105 @@
+"""Test data and settings built in one place, shared by the tests of every folder."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any
+
+from shared.db.database import Database
+from shared.db.readers import create_reader
+from shared.history import CitationRecord, TurnRecord
+from shared.protocol import Source
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_BOOK = REPO / "book" / "docs"
+CORPORA = REPO / ".." / "shared" / "corpora"
+DIM = 64
+
+
+class IsolatedSettings(Settings):
+    """Settings from explicit values only: a developer's environment (a real COHERE_API_KEY, say) must
+    not leak into tests."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        return (init_settings,)
+
+
+def knowledge_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for the knowledge base alone: a data dir under ``tmp_path``, the sample book, small vectors."""
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "book_source": str(SAMPLE_BOOK),
+        "cohere_embed_dimension": DIM,
+    }
+    values.update(overrides)
+    return IsolatedSettings(**values)  # type: ignore[arg-type]
+
+
+class HashEmbedder:
+    """A deterministic stand-in for an embedding model: hashed, normalised bag of words."""
+
+    def __init__(self, dim: int = DIM) -> None:
+        self.dim = dim
+        self.batches: list[int] = []
+
+    def vector(self, text: str) -> list[float]:
+        values = [0.0] * self.dim
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            values[zlib.crc32(word.encode()) % self.dim] += 1.0
+        values[0] += 0.01  # never the zero vector
+        norm = math.sqrt(sum(v * v for v in values))
+        return [v / norm for v in values]
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.batches.append(len(texts))
+        return [self.vector(text) for text in texts]
+
+
+# --- durable memory ---
+
+
+def a_source(source_id: str = "s1") -> Source:
+    return Source(
+        id=source_id,
+        doc="intro.md",
+        title="Introduction",
+        heading="What is Physical AI",
+        url="/docs/intro#what-is-physical-ai",
+        snippet="Physical AI is…",
+        score=0.5,
+    )
+
+
+def a_turn_record(**overrides: Any) -> TurnRecord:
+    now = time.time()
+    values: dict[str, Any] = {
+        "turn_id": uuid.uuid4().hex,
+        "conversation_id": uuid.uuid4().hex,
+        "reader_id": None,
+        "question": "What is Physical AI?",
+        "selected_text": None,
+        "answer": "Physical AI is AI that acts in the world.",
+        "sources": [a_source()],
+        "citations": [CitationRecord(start=0, end=11, text="Physical AI", source_ids=["s1"])],
+        "provider": "offline",
+        "status": "done",
+        "first_delta_ms": 12.5,
+        "total_ms": 80.0,
+        "asked_at": now - 0.08,
+        "finished_at": now,
+    }
+    values.update(overrides)
+    return TurnRecord(**values)
+
+
+async def a_reader(database: Database) -> tuple[str, str]:
+    """A new reader's (id, token)."""
+    created = await create_reader(database.sessions)
+    return created.reader_id, created.reader_token

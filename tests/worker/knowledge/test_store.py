@@ -1,0 +1,276 @@
+"""KnowledgeStore and indexing against qdrant-client's real embedded mode (no mocks, no network)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import AnyHttpUrl, TypeAdapter
+
+from shared.settings import Settings
+from tests.factories import DIM, SAMPLE_BOOK, HashEmbedder, knowledge_settings
+from worker.knowledge.indexing import EMBED_BATCH, IndexingError, ensure_indexed, index_book
+from worker.knowledge.markdown_chunks import chunk_book
+from worker.knowledge.store import (
+    KnowledgeStore,
+    KnowledgeStoreError,
+    point_id,
+    remote_client,
+    remote_endpoint,
+)
+
+# --- indexing and keyword search ----------------------------------------------------------------
+
+
+async def test_ensure_indexed_indexes_once(store: KnowledgeStore, settings: Settings) -> None:
+    before = await store.status()
+    assert (before.exists, before.points, before.error) == (False, 0, None)
+    assert before.location == f"local:{settings.qdrant_path}"
+
+    report = await ensure_indexed(store, settings, None)
+    assert report is not None
+    assert report.documents == 6
+    assert report.chunks > 20
+    assert report.skipped == []
+    assert report.seconds > 0
+
+    after = await store.status()
+    assert after.exists and after.has_sparse and not after.has_dense
+    assert after.points == report.chunks
+
+    assert await ensure_indexed(store, settings, None) is None
+    assert (await store.status()).points == report.chunks
+
+
+@pytest.mark.parametrize(
+    ("question", "doc"),
+    [
+        ("What is a ROS 2 topic?", "02-ros2/01-nodes-and-topics.md"),
+        ("How does a humanoid keep its balance (ZMP)?", "03-simulation-and-control/02-humanoid-balance.md"),
+        ("What is sim-to-real transfer?", "03-simulation-and-control/01-gazebo-and-isaac.md"),
+        ("What does a URDF describe?", "02-ros2/02-urdf-and-tf.md"),
+        ("What is a VLA model?", "04-vla/01-vision-language-action.md"),
+    ],
+)
+async def test_keyword_search_finds_the_right_chapter(
+    store: KnowledgeStore, settings: Settings, question: str, doc: str
+) -> None:
+    await ensure_indexed(store, settings, None)
+    passages = await store.search(question, None, 5)
+    assert len(passages) == 5
+    assert passages[0].doc == doc
+    assert passages[0].score >= passages[-1].score
+    top = passages[0]
+    assert top.text and top.title and top.heading
+    assert uuid.UUID(top.id)
+
+
+async def test_passages_carry_citations(store: KnowledgeStore, settings: Settings) -> None:
+    await ensure_indexed(store, settings, None)
+    (top,) = await store.search("What is a zero moment point?", None, 1)
+    assert top.url == "/docs/simulation-and-control/balance-and-zmp#the-zero-moment-point-zmp"
+    assert top.title == "How Humanoids Keep Their Balance"
+    assert top.heading == "How Humanoids Keep Their Balance > The zero moment point (ZMP)"
+    assert "support polygon" in top.text
+
+
+async def test_question_without_keywords_returns_nothing(store: KnowledgeStore, settings: Settings) -> None:
+    await ensure_indexed(store, settings, None)
+    assert await store.search("what is it?", None, 5) == []
+    with pytest.raises(ValueError):
+        await store.search("robot", None, 0)
+
+
+async def test_point_ids_are_deterministic_and_reindexing_does_not_duplicate(
+    store: KnowledgeStore, settings: Settings
+) -> None:
+    assert point_id("a.md", 3) == point_id("a.md", 3)
+    assert point_id("a.md", 3) != point_id("a.md", 4) != point_id("b.md", 3)
+    first = await index_book(store, SAMPLE_BOOK, "/docs", None)
+    chunks = chunk_book(SAMPLE_BOOK, "/docs").chunks
+    await store.upsert(chunks, None)  # same ids again: overwrite, not append
+    assert (await store.status()).points == first.chunks == len(chunks)
+
+
+async def test_index_survives_reopening(settings: Settings) -> None:
+    store = await KnowledgeStore.open(settings)
+    report = await ensure_indexed(store, settings, None)
+    await store.close()
+    assert report is not None
+    reopened = await KnowledgeStore.open(settings)
+    try:
+        assert (await reopened.status()).points == report.chunks
+        assert await ensure_indexed(reopened, settings, None) is None
+        assert (await reopened.search("URDF joint types", None, 1))[0].doc == "02-ros2/02-urdf-and-tf.md"
+    finally:
+        await reopened.close()
+
+
+async def test_missing_or_empty_book_leaves_the_index_alone(store: KnowledgeStore, tmp_path: Path) -> None:
+    report = await index_book(store, SAMPLE_BOOK, "/docs", None)
+    empty = tmp_path / "empty-book"
+    empty.mkdir()
+    with pytest.raises(IndexingError, match="the folder holds no Markdown"):
+        await index_book(store, empty, "/docs", None)
+    with pytest.raises(IndexingError, match="not a folder"):
+        await index_book(store, tmp_path / "absent", "/docs", None)
+    assert (await store.status()).points == report.chunks
+
+
+# --- dense vectors and hybrid search -------------------------------------------------------------
+
+
+async def test_hybrid_search_and_switching_dense_on_and_off(store: KnowledgeStore, settings: Settings) -> None:
+    embedder = HashEmbedder()
+    report = await ensure_indexed(store, settings, embedder)
+    assert report is not None and report.dense
+    status = await store.status()
+    assert status.has_dense and status.dense_size == DIM and status.points == report.chunks
+
+    question = "What is a ROS 2 topic?"
+    passages = await store.search(question, embedder.vector(question), 5)
+    assert passages[0].doc == "02-ros2/01-nodes-and-topics.md"
+    assert all(p.score <= 1.0 for p in passages)  # reciprocal-rank scores, not BM25 scores
+
+    # same schema: nothing to do; without an embedder: re-index keyword-only; and back again
+    assert await ensure_indexed(store, settings, embedder) is None
+    sparse_only = await ensure_indexed(store, settings, None)
+    assert sparse_only is not None and not sparse_only.dense
+    assert not (await store.status()).has_dense
+    assert await ensure_indexed(store, settings, None) is None
+    assert await ensure_indexed(store, settings, embedder) is not None
+    assert (await store.status()).has_dense
+
+
+async def test_dense_prefetch_really_takes_part(store: KnowledgeStore, settings: Settings) -> None:
+    embedder = HashEmbedder()
+    await ensure_indexed(store, settings, embedder)
+    target = next(c for c in chunk_book(SAMPLE_BOOK, "/docs").chunks if c.url.endswith("#capture-point"))
+    # no keyword survives stop-word removal, so only the dense vector can find the chunk
+    passages = await store.search("what is it?", embedder.vector(target.search_text), 3)
+    assert passages[0].id == point_id(target.doc, target.position)
+
+
+async def test_dense_size_change_triggers_reindex(tmp_path: Path) -> None:
+    first = knowledge_settings(tmp_path, cohere_embed_dimension=DIM)
+    store = await KnowledgeStore.open(first)
+    await ensure_indexed(store, first, HashEmbedder(DIM))
+    await store.close()
+
+    resized = knowledge_settings(tmp_path, cohere_embed_dimension=32)
+    store = await KnowledgeStore.open(resized)
+    try:
+        assert (await store.status()).dense_size == DIM
+        report = await ensure_indexed(store, resized, HashEmbedder(32))
+        assert report is not None
+        assert (await store.status()).dense_size == 32
+    finally:
+        await store.close()
+
+
+async def test_embedding_runs_in_batches_of_at_most_96(store: KnowledgeStore, tmp_path: Path) -> None:
+    book = tmp_path / "many"
+    book.mkdir()
+    sections = "\n\n".join(f"## Part {i}\n\nActuator number {i} drives joint {i}." for i in range(150))
+    (book / "01-many.md").write_text(f"# Many\n\n{sections}\n", encoding="utf-8")
+    embedder = HashEmbedder()
+    report = await index_book(store, book, "/docs", embedder)
+    assert report.chunks == 150
+    assert embedder.batches == [EMBED_BATCH, 150 - EMBED_BATCH]
+    assert (await store.status()).points == 150
+
+
+async def test_bad_embedder_fails_before_touching_the_collection(store: KnowledgeStore) -> None:
+    report = await index_book(store, SAMPLE_BOOK, "/docs", None)
+    with pytest.raises(IndexingError, match="32-dimensional"):
+        await index_book(store, SAMPLE_BOOK, "/docs", HashEmbedder(32))
+    status = await store.status()
+    assert status.points == report.chunks and not status.has_dense
+
+
+async def test_query_vector_on_a_keyword_only_collection_falls_back(store: KnowledgeStore, settings: Settings) -> None:
+    await ensure_indexed(store, settings, None)
+    await store.status()
+    passages = await store.search("What is a VLA model?", HashEmbedder().vector("vla"), 3)
+    assert passages[0].doc == "04-vla/01-vision-language-action.md"
+
+
+# --- remote Qdrant: URL handling and error reporting ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "https", "prefix"),
+    [
+        ("https://abc.eu-central.aws.cloud.qdrant.io", "abc.eu-central.aws.cloud.qdrant.io", 443, True, ""),
+        ("https://qdrant.example.com/", "qdrant.example.com", 443, True, ""),
+        ("http://qdrant.internal", "qdrant.internal", 80, False, ""),
+        ("http://localhost:6333", "localhost", 6333, False, ""),
+        ("https://proxy.example.com:8443/qdrant/", "proxy.example.com", 8443, True, "/qdrant"),
+        ("HTTPS://Upper.Example.com", "upper.example.com", 443, True, ""),
+    ],
+)
+def test_remote_endpoint(url: str, host: str, port: int, https: bool, prefix: str) -> None:
+    endpoint = remote_endpoint(url)
+    assert (endpoint.host, endpoint.port, endpoint.https, endpoint.prefix) == (host, port, https, prefix)
+    assert endpoint.location == f"{host}:{port}"
+
+
+def test_remote_endpoint_rejects_non_http_urls() -> None:
+    for bad in ["ftp://example.com", "example.com:6333", "http://", "http://host:99999"]:
+        with pytest.raises(ValueError):
+            remote_endpoint(bad)
+    assert remote_endpoint("http://[::1]:6333").location == "[::1]:6333"
+
+
+@pytest.mark.parametrize(
+    ("url", "rest_uri"),
+    [
+        ("https://abc.cloud.qdrant.io", "https://abc.cloud.qdrant.io:443"),
+        (
+            str(TypeAdapter(AnyHttpUrl).validate_python("https://abc.cloud.qdrant.io")),
+            "https://abc.cloud.qdrant.io:443/",
+        ),
+        ("http://qdrant.internal", "http://qdrant.internal:80"),
+        ("http://localhost:6333", "http://localhost:6333"),
+        ("https://proxy.example.com/qdrant", "https://proxy.example.com:443/qdrant"),
+    ],
+)
+async def test_remote_client_uses_the_url_as_written(url: str, rest_uri: str) -> None:
+    client = remote_client(url, None)
+    try:
+        # qdrant-client's own computed address (private, but it is the thing that must not get :6333)
+        remote: Any = client._client
+        assert remote.rest_uri == rest_uri
+    finally:
+        await client.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_unreachable_qdrant_is_reported_with_host_and_port_but_no_key(tmp_path: Path) -> None:
+    port = closed_port()
+    key = "qk-very-secret-value-123"
+    settings = knowledge_settings(tmp_path, qdrant_url=f"https://127.0.0.1:{port}", qdrant_api_key=key)
+    store = await KnowledgeStore.open(settings)
+    try:
+        status = await store.status()
+        assert status.location == f"127.0.0.1:{port}"
+        assert status.error is not None
+        assert f"127.0.0.1:{port}" in status.error
+        assert "cannot reach" in status.error
+        assert key not in status.error
+        assert not status.exists
+        with pytest.raises(KnowledgeStoreError, match=f"127.0.0.1:{port}"):
+            await ensure_indexed(store, settings, None)
+        with pytest.raises(KnowledgeStoreError) as raised:
+            await store.search("robot", None, 3)
+        assert key not in str(raised.value)
+    finally:
+        await store.close()

@@ -1,0 +1,221 @@
+"""Re-indexing inside the worker: the arq job, the first-start index, and the optional schedule.
+
+All three run ``IndexBuild`` (worker/knowledge/indexing.py) on the worker's own ``KnowledgeStore``: the
+embedded Qdrant can be opened by one process only, and queries keep going through the same store while
+a new version is built next to the one they read. Each holds the re-index lock (shared/reindex.py) for
+as long as it runs, renewing its lease, and writes its progress to Redis where the gateway's admin API
+and ``tutor-reindex`` read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.health import INDEXING_FAILURE_TTL_S, IndexingFailure
+from shared.jobs import ReindexJob
+from shared.reindex import (
+    LOCK_TTL_S,
+    PROGRESS_TTL_S,
+    ReindexAlreadyRunning,
+    ReindexProgress,
+    acquire_lock,
+    new_job_id,
+    read_progress,
+    release_lock,
+    renew_lock,
+    request_reindex,
+    running_job,
+    write_progress,
+)
+from worker.knowledge.embed_cache import EmbeddingCache, cache_path
+from worker.knowledge.indexing import IndexBuild, IndexingError, IndexReport, reason_to_index
+from worker.knowledge.store import KnowledgeStoreError
+from worker.runtime.services import WorkerServices
+
+logger = logging.getLogger(__name__)
+
+STARTUP_LOCK_POLL_S = 1.0
+
+
+async def run_reindex(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
+    """arq job: build a new version of the knowledge base from the job's source and switch to it.
+
+    The outcome is in the job's progress report (``status`` ends ``complete`` or ``failed``); an aborted
+    job is cancelled here, reports ``failed`` and leaves the previous version serving."""
+    services: WorkerServices = ctx["services"]
+    job = ReindexJob.model_validate(payload)
+    await execute(services, job)
+
+
+async def execute(
+    services: WorkerServices, job: ReindexJob, *, progress: ReindexProgress | None = None
+) -> IndexReport | None:
+    """Run one re-index under the lock; None when it failed (the report says why)."""
+    redis = services.redis
+    progress = progress or await read_progress(redis, job.job_id)
+    if progress is None:
+        progress = ReindexProgress(job_id=job.job_id, source=job.source, mode=job.mode, trigger=job.trigger)
+        progress.enqueued_at = job.requested_at
+    holder = await running_job(redis)
+    if holder != job.job_id and not (holder is None and await acquire_lock(redis, job.job_id)):
+        progress.status, progress.stage, progress.finished_at = "failed", "done", time.time()
+        progress.error = f"another re-index ({holder}) is running"
+        await write_progress(redis, progress)
+        return None
+    await renew_lock(redis, job.job_id)
+    keeper = asyncio.create_task(_keep_lock(services, job.job_id, asyncio.current_task()), name="reindex-lock")
+
+    async def stop_keeper() -> None:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
+    cache: EmbeddingCache | None = None
+    try:
+        if services.cohere is not None:
+            cache = await EmbeddingCache.open(cache_path(services.settings.data_dir))
+
+        async def sink(update: ReindexProgress) -> None:
+            if update.finished:
+                # free the lock before saying so: whoever reads "complete" may ask for the next job at once
+                await stop_keeper()
+                await release_lock(redis, job.job_id)
+            await write_progress(redis, update)
+
+        build = IndexBuild(
+            services.store,
+            source=job.source,
+            base_url=services.settings.book_base_url,
+            embedder=services.cohere,
+            embed_model=services.settings.cohere_embed_model,
+            cache=cache,
+            mode=job.mode,
+            progress=progress,
+            sink=sink,
+        )
+        logger.info("re-index %s started (%s, %s, from %s)", job.job_id, job.trigger, job.mode, job.source)
+        try:
+            report = await build.run()
+        except (IndexingError, KnowledgeStoreError) as exc:
+            logger.warning("re-index %s failed: %s", job.job_id, exc)
+            return None
+        except asyncio.CancelledError:
+            logger.warning("re-index %s cancelled; the previous version keeps serving", job.job_id)
+            raise
+        except Exception:
+            logger.exception("re-index %s failed", job.job_id)
+            return None
+        logger.info(
+            "re-index %s complete: %d documents, %d points in %.2fs",
+            job.job_id,
+            report.documents,
+            report.chunks,
+            report.seconds,
+        )
+        return report
+    finally:
+        await asyncio.shield(stop_keeper())
+        if cache is not None:
+            await asyncio.shield(cache.close())
+        with contextlib.suppress(Exception):
+            await asyncio.shield(release_lock(redis, job.job_id))
+
+
+async def _keep_lock(services: WorkerServices, job_id: str, job_task: asyncio.Task[Any] | None) -> None:
+    """Renew the lease while the job runs; if another job took the lock meanwhile, stop this one."""
+    redis = services.redis
+    while True:
+        await asyncio.sleep(LOCK_TTL_S / 4)
+        try:
+            if await renew_lock(redis, job_id):
+                continue
+            if await acquire_lock(redis, job_id):  # the lease ran out (Redis stalled?); nobody took it
+                continue
+            logger.error("re-index %s lost its lock to %s; stopping it", job_id, await running_job(redis))
+            if job_task is not None:
+                job_task.cancel()
+            return
+        except Exception as exc:  # Redis is down: the job can go on, its lease is renewed when it is back
+            logger.warning("could not renew the re-index lock: %s", type(exc).__name__)
+
+
+async def index_at_startup(services: WorkerServices) -> IndexReport | None:
+    """The worker's first-start indexing: the same job, run here unless the serving version fits.
+
+    Waits while another re-index holds the lock (another worker indexing the same store), then looks again.
+    Raises when the build failed, so the caller retries."""
+    store, settings, redis = services.store, services.settings, services.redis
+    want_dense = services.cohere is not None
+    job_id = new_job_id()
+    while True:
+        reason = await reason_to_index(store, want_dense)
+        if reason is None:
+            logger.info("collection %s ready at %s", store.collection, store.location)
+            return None
+        if await acquire_lock(redis, job_id):
+            break
+        await asyncio.sleep(STARTUP_LOCK_POLL_S)
+    job = ReindexJob(
+        job_id=job_id, source=settings.book_source, mode="full", trigger="startup", requested_at=time.time()
+    )
+    progress = ReindexProgress(job_id=job_id, source=job.source, mode="full", trigger="startup")
+    progress.message = f"first start: {reason}"
+    await write_progress(redis, progress)
+    await redis.set(keys.REINDEX_LATEST, job_id, ex=PROGRESS_TTL_S)
+    logger.info("indexing %s into %s: %s", settings.book_source, store.collection, reason)
+    report = await execute(services, job, progress=progress)
+    if report is None:
+        raise IndexingError(progress.error or "indexing failed")
+    return report
+
+
+MAX_FAILURE_LINE = 400
+
+
+def first_start_failure(exc: BaseException) -> str:
+    """The first indexing's failure as one line for ``/ready``: what failed and what to change, nothing else
+    (``IndexingError`` texts are written for that; other errors are only named, their text may hold paths)."""
+    if isinstance(exc, IndexingError):
+        what = str(exc)
+    elif isinstance(exc, KnowledgeStoreError):
+        what = "the knowledge store cannot be used (the worker's log says why); check QDRANT_URL or DATA_DIR"
+    else:
+        what = f"unexpected {type(exc).__name__} (the worker's log says more)"
+    line = f"indexing BOOK_SOURCE failed: {what}"
+    return line if len(line) <= MAX_FAILURE_LINE else line[: MAX_FAILURE_LINE - 1] + "…"
+
+
+async def publish_first_start_failure(redis: Redis, line: str | None) -> None:
+    """Write (or, with None, clear) the line ``/ready`` shows while the first indexing keeps failing."""
+    if line is None:
+        await redis.delete(keys.INDEXING_FAILURE)
+        return
+    failure = IndexingFailure(line=line, at=time.time())
+    await redis.set(keys.INDEXING_FAILURE, failure.model_dump_json(), ex=INDEXING_FAILURE_TTL_S)
+
+
+async def schedule_reindexes(services: WorkerServices, every_s: float) -> None:
+    """Every ``every_s`` seconds ask for an incremental re-index of BOOK_SOURCE (skipped while one runs)."""
+    redis = services.redis
+    if not isinstance(redis, ArqRedis):
+        logger.warning("periodic re-indexing needs arq's Redis client; schedule disabled")
+        return
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            progress = await request_reindex(
+                redis, source=services.settings.book_source, mode="incremental", trigger="schedule"
+            )
+            logger.info("scheduled re-index %s queued", progress.job_id)
+        except ReindexAlreadyRunning as running:
+            logger.info("scheduled re-index skipped: %s is running", running.job_id)
+        except Exception as exc:
+            logger.warning("could not queue the scheduled re-index: %s", type(exc).__name__)
