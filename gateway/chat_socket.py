@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from gateway.clients import client_address, origin_allowed
+from gateway.frame_budget import TokenBucket
 from gateway.reader_auth import InvalidCredentials
 from gateway.services import GatewayServices, ServicesDep
 from gateway.turns import TurnNotAccepted
@@ -47,6 +48,7 @@ router = APIRouter()
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
+CONTROL_FRAME_BURST = 10
 
 
 class ChatSession:
@@ -58,6 +60,7 @@ class ChatSession:
         self.outbound: asyncio.Queue[str] = asyncio.Queue()
         self.evicted = asyncio.Event()
         self.turn_tasks: dict[str, asyncio.Task[None]] = {}
+        self.control_frames = TokenBucket(self.settings.resume_cancel_per_minute_per_socket, CONTROL_FRAME_BURST)
         self.reader_id: str | None = None  # set by ``hello``; asks before it are kept under no reader
         self.limits = {
             "max_question_chars": self.settings.max_question_chars,
@@ -128,6 +131,9 @@ class ChatSession:
                 code = ErrorCode.TOO_LARGE if too_long else ErrorCode.INVALID_FRAME
                 self.push_event(bad_frame(describe_validation_error(errors), code))
             return
+        if isinstance(frame, CancelFrame | ResumeFrame) and (wait_s := self.control_frames.take()) > 0:
+            self.push_event(too_many_control_frames(wait_s))
+            return
         try:
             if isinstance(frame, AskFrame):
                 await self.ask(frame)
@@ -196,6 +202,11 @@ class ChatSession:
             elif frame.reader_token is not None:
                 welcome = WelcomeEvent(reader_id=await readers.by_token(frame.reader_token))
             else:
+                # creating a reader writes to the database: limited per client like asks
+                decision = await self.services.ask_limiter.check(self.address)
+                if not decision.allowed:
+                    self.push_event(too_many_asks(decision.retry_after_s))
+                    return
                 created = await readers.create()
                 welcome = WelcomeEvent(reader_id=created.reader_id, reader_token=created.reader_token)
         except InvalidCredentials:
@@ -284,6 +295,15 @@ def too_many_asks(retry_after_s: float) -> ErrorEvent:
         turn_id=None,
         code=ErrorCode.RATE_LIMITED,
         message="you are asking faster than the tutor allows; please wait a moment",
+        retry_after=round(retry_after_s, 3),
+    )
+
+
+def too_many_control_frames(retry_after_s: float) -> ErrorEvent:
+    return ErrorEvent(
+        turn_id=None,
+        code=ErrorCode.RATE_LIMITED,
+        message="too many resume or cancel frames on this connection; please wait a moment",
         retry_after=round(retry_after_s, 3),
     )
 

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.clients import client_address
 from gateway.reader_auth import InvalidCredentials
 from gateway.services import GatewayServices, ServicesDep
 from shared.db.conversations import delete_conversation, get_conversation, list_conversations
@@ -134,13 +135,22 @@ ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
 TurnId = Annotated[str, Path(pattern=TURN_ID_PATTERN)]
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"description": "No reader token, or not a valid one"},
+    429: {"description": "Too many new readers from one address"},
     503: {"description": "The database is unavailable"},
 }
 
 
 @router.post("/readers", status_code=status.HTTP_201_CREATED, response_model=ReaderCreated, responses=_AUTH)
-async def create_reader(services: ServicesDep) -> Any:
+async def create_reader(services: ServicesDep, http: Request) -> Any:
     """A new reader: keep the token (it is shown once) and send it as ``Authorization: Bearer``."""
+    # a write to the database per call: limited per client like asks
+    decision = await services.ask_limiter.check(client_address(http, services.settings.trust_proxy_headers))
+    if not decision.allowed:
+        return JSONResponse(
+            {"error": {"code": "rate_limited", "message": "too many new readers from your address; wait a moment"}},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(max(1, round(decision.retry_after_s)))},
+        )
     created = await services.readers.create()
     return ReaderCreated(reader_token=created.reader_token)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
@@ -25,11 +25,25 @@ class _RelayCollector(Collector):
     def __init__(self, relay: TurnRelay) -> None:
         self._relay = relay
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        relay = self._relay
         yield CounterMetricFamily(
             "tutor_relay_events",
             "Turn events delivered to subscribers by this process's relay.",
-            value=self._relay.events_relayed,
+            value=relay.events_relayed,
+        )
+        yield CounterMetricFamily(
+            "tutor_relay_read_failures",
+            "Reads of turn events that failed (the relay retries).",
+            value=relay.read_failures,
+        )
+        yield CounterMetricFamily(
+            "tutor_relay_turns_unreadable",
+            "Subscriptions ended with an error because Redis refused to read their turn.",
+            value=relay.turns_unreadable,
+        )
+        yield GaugeMetricFamily(
+            "tutor_relay_ok", "0 while the relay's reads keep failing.", value=0 if relay.failing else 1
         )
 
 
@@ -45,10 +59,11 @@ class GatewayMetrics:
         self.workers_alive = Gauge("tutor_workers_alive", "Workers with a fresh heartbeat.", registry=self.registry)
         self.worker_jobs = Gauge("tutor_worker_jobs_running", "Turns running, all workers.", registry=self.registry)
         self.ready = Gauge("tutor_ready", "1 when /ready would answer 200.", registry=self.registry)
+        self._relay = relay
         self.registry.register(_RelayCollector(relay))
 
     async def render(self, redis: Redis, collection: str, sockets_open: int) -> bytes:
-        readiness = await check_readiness(redis, collection)
+        readiness = await check_readiness(redis, collection, relay_failing=self._relay.failing)
         self.sockets_open.set(sockets_open)
         self.ready.set(0 if readiness.failing else 1)
         if readiness.checks["redis"].ok:

@@ -1,4 +1,4 @@
-"""``/ready``: Redis answers, a worker is alive, and the collection it serves from exists.
+"""``/ready``: Redis answers, this process's relay reads, a worker is alive, and its collection exists.
 
 The database is checked and shown too, with the number of finished turns waiting for it, but it does not
 make the service unready: chat answers without it, and the history waits in Redis until it is back."""
@@ -59,7 +59,12 @@ async def indexing_failure(redis: Redis) -> IndexingFailure | None:
 
 
 async def check_readiness(
-    redis: Redis, collection: str, timeout_s: float = 2.0, database: Database | None = None
+    redis: Redis,
+    collection: str,
+    timeout_s: float = 2.0,
+    *,
+    relay_failing: bool = False,
+    database: Database | None = None,
 ) -> Readiness:
     checks: dict[str, Check] = {}
     beats: list[WorkerHeartbeat] = []
@@ -73,6 +78,10 @@ async def check_readiness(
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = Check(ok=False, detail=f"cannot reach Redis ({type(exc).__name__})")
 
+    if relay_failing:
+        checks["relay"] = Check(ok=False, detail="this gateway's reads of turn events keep failing")
+    else:
+        checks["relay"] = Check(ok=True, detail="reads turn events")
     if not checks["redis"].ok:
         checks["worker"] = Check(ok=False, detail="unknown: Redis is down")
         checks["collection"] = Check(ok=False, detail="unknown: Redis is down")

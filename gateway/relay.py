@@ -5,6 +5,9 @@ this process's own *wake* stream) and hands each entry, already rendered as the 
 client receives, to every subscription of that turn. A new subscription appends to the wake stream so
 that the blocked read returns at once and the next read includes the new turn: no connection per
 socket, no polling, and nothing is missed because streams keep what was written before anyone read.
+
+Because that read is shared, nothing one turn does may fail it: an id is checked before it joins the
+read, and a stream Redis refuses to read ends only its own subscriptions (with an ``error`` event).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from shared import keys
 from shared.protocol import ErrorCode, ErrorEvent
@@ -29,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 StreamId = tuple[int, int]
 ZERO_ID: StreamId = (0, 0)
+# Reads failing this many times in a row make the relay count as failing (/ready, /metrics).
+FAILING_AFTER = 3
 
 
 def parse_stream_id(value: str | bytes) -> StreamId:
@@ -93,9 +98,13 @@ class TurnRelay:
         self._pending: list[Subscription] = []
         self._blocked = False
         self._wake_sent = False
+        self._wakes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._lost_redis = False
         self.events_relayed = 0
+        self.read_failures = 0
+        self.consecutive_failures = 0
+        self.turns_unreadable = 0
         self.connected = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -104,6 +113,8 @@ class TurnRelay:
         self._task = asyncio.create_task(self._run(), name="turn-relay")
 
     async def stop(self) -> None:
+        for wake in list(self._wakes):
+            wake.cancel()
         if self._task is not None:
             self._task.cancel()
             # Bounded: a cancellation delivered inside a Redis call can be swallowed by the client, and a
@@ -115,6 +126,12 @@ class TurnRelay:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(2.0):
                 await self._reader.aclose()
+
+    @property
+    def failing(self) -> bool:
+        """Reads keep failing, or the read loop has stopped: no socket of this process gets events."""
+        stopped = self._task is not None and self._task.done()
+        return stopped or self.consecutive_failures >= FAILING_AFTER
 
     def watched_turns(self) -> int:
         return len(self._subs) + len(self._pending)
@@ -133,7 +150,7 @@ class TurnRelay:
         terminal event or until the context exits."""
         sub = Subscription(turn_id, deliver, parse_stream_id(after) if after else ZERO_ID)
         self._pending.append(sub)
-        await self._interrupt_read()
+        self._interrupt_read()
         try:
             yield sub
         finally:
@@ -154,17 +171,27 @@ class TurnRelay:
         self._subs.pop(key, None)
         self._cursors.pop(key, None)
 
-    async def _interrupt_read(self) -> None:
+    def _interrupt_read(self) -> None:
+        """Make the blocked read return, so that the next one includes the new subscription. The wake-up is
+        written by a task of the relay's own, not by the subscriber: a subscriber cancelled mid-write (a
+        second ``resume`` of a turn cancels the first) would otherwise leave the mark set and nothing
+        written, and every new subscription waiting out the whole block."""
         if self._blocked and not self._wake_sent:
             self._wake_sent = True
-            try:
-                async with self._writer.pipeline(transaction=False) as pipe:
-                    pipe.xadd(self._wake_key, {b"w": b"1"}, maxlen=16, approximate=True)
-                    pipe.expire(self._wake_key, 3600)
-                    await pipe.execute()
-            except (RedisError, OSError):
-                # The read will return by itself within block_ms; the subscription is only late.
-                logger.warning("could not wake the relay; a subscription waits for the next read")
+            wake = asyncio.create_task(self._write_wake(), name="relay-wake")
+            self._wakes.add(wake)
+            wake.add_done_callback(self._wakes.discard)
+
+    async def _write_wake(self) -> None:
+        try:
+            async with self._writer.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {b"w": b"1"}, maxlen=16, approximate=True)
+                pipe.expire(self._wake_key, 3600)
+                await pipe.execute()
+        except (RedisError, OSError):
+            # The read will return by itself within block_ms; the subscription is only late.
+            self._wake_sent = False
+            logger.warning("could not wake the relay; a subscription waits for the next read")
 
     # --- the read loop -----------------------------------------------------------------------------
 
@@ -172,18 +199,61 @@ class TurnRelay:
         pending, self._pending = self._pending, []
         for sub in pending:
             key = keys.turn_events(sub.turn_id)
-            cursor = self._cursors.get(key)
-            if cursor is None:
-                # Not yet read by this process: the next XREAD starts from the subscriber's position.
-                self._cursors[key] = b"%d-%d" % sub.last_id
-            elif parse_stream_id(cursor) > sub.last_id:
-                # Others are further along: replay what this subscriber missed up to their position.
-                start = b"(%d-%d" % sub.last_id
-                for entry_id, fields in await self._reader.xrange(key, min=start, max=cursor):
-                    sub.accept(entry_id, fields)
-            if sub.terminal.is_set():
-                continue
+            try:
+                await self._attach(key, sub)
+            except ResponseError:
+                sub.end_locally(unreadable(sub.turn_id))
+                self.turns_unreadable += 1
+
+    async def _attach(self, key: str, sub: Subscription) -> None:
+        if sub.last_id > ZERO_ID:
+            # A resume: its position must be one of the turn's events, or the shared cursor of the turn
+            # could be set past the stream's end (no live event would ever reach its subscribers).
+            last = await self._reader.xrevrange(key, count=1)
+            if last and parse_stream_id(last[0][0]) < sub.last_id:
+                sub.end_locally(
+                    ErrorEvent(
+                        turn_id=sub.turn_id,
+                        code=ErrorCode.INVALID_FRAME,
+                        message="resume: after is past the turn's last event",
+                    )
+                )
+                return
+        cursor = self._cursors.get(key)
+        if cursor is None:
+            # Not yet read by this process: the next XREAD starts from the subscriber's position.
+            self._cursors[key] = b"%d-%d" % sub.last_id
+        elif parse_stream_id(cursor) > sub.last_id:
+            # Others are further along: replay what this subscriber missed up to their position.
+            start = b"(%d-%d" % sub.last_id
+            for entry_id, fields in await self._reader.xrange(key, min=start, max=cursor):
+                sub.accept(entry_id, fields)
+        if not sub.terminal.is_set():
             self._subs.setdefault(key, []).append(sub)
+
+    async def _end_unreadable_streams(self) -> bool:
+        """Redis refused the shared read. Read each stream alone (without blocking) to find the ones it
+        refuses, and end their subscriptions, so that the others' next read succeeds. False when no
+        stream is to blame: the read itself fails (this process's own wake stream, read as a control,
+        is refused too)."""
+        watched = list(self._cursors.items())
+        async with self._writer.pipeline(transaction=False) as pipe:
+            pipe.xread({self._wake_key: self._wake_cursor}, count=1)
+            for key, cursor in watched:
+                pipe.xread({key: cursor}, count=1)
+            control, *results = await pipe.execute(raise_on_error=False)
+        if isinstance(control, ResponseError):
+            return False
+        found = False
+        for (key, _), result in zip(watched, results, strict=True):
+            if isinstance(result, ResponseError):
+                found = True
+                self.turns_unreadable += 1
+                logger.warning("relay: Redis refuses to read %s (%s); its subscribers get an error", key, result)
+                for sub in list(self._subs.get(key, [])):
+                    sub.end_locally(unreadable(sub.turn_id))
+                self._forget(key)
+        return found
 
     async def _end_vanished_turns(self) -> None:
         """After Redis came back: turns whose streams are gone (Redis keeps nothing across a restart) can
@@ -234,17 +304,35 @@ class TurnRelay:
         backoff = 0.05
         while True:
             try:
-                await self._read_once()
+                try:
+                    await self._read_once()
+                except ResponseError:
+                    if not await self._end_unreadable_streams():
+                        raise
                 self.connected.set()
+                self.consecutive_failures = 0
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                self.connected.clear()
-                self._lost_redis = True
-                logger.warning("relay lost Redis (%s); retrying in %.2fs", type(exc).__name__, backoff)
+                self._count_failure()
+                if not isinstance(exc, ResponseError):
+                    self.connected.clear()
+                    self._lost_redis = True
+                logger.warning("relay read failed (%s); retrying in %.2fs", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             except Exception:
+                self._count_failure()
                 logger.exception("relay read failed; continuing")
                 await asyncio.sleep(0.1)
+
+    def _count_failure(self) -> None:
+        self.read_failures += 1
+        self.consecutive_failures += 1
+
+
+def unreadable(turn_id: str) -> ErrorEvent:
+    return ErrorEvent(
+        turn_id=turn_id, code=ErrorCode.INTERNAL, message="this turn's events cannot be read; please ask again"
+    )

@@ -6,8 +6,9 @@
 #   scripts/build_docusaurus_fixture.sh            # WORK=/tmp/physical-ai-book-site keeps node_modules
 #
 # The build is made outside the repository (node_modules is ~300 MB), then only what the tests use is
-# copied: every HTML page, sitemap.xml and the JS/CSS the pages load. Left out: the favicon and other
-# images (the template's, unused by any test), the JS bundles' *.LICENSE.txt files, .nojekyll.
+# copied: every HTML page, sitemap.xml, the JS/CSS the pages load and the favicon (without it a browser
+# asks for /favicon.ico and logs the 404). Left out: .nojekyll; the template's other pictures and its blog
+# are not in book/site at all.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,7 @@ npx docusaurus build --out-dir "$work/build"
 rm -rf "$out"
 mkdir -p "$out"
 cd "$work/build"
-find . -type f \( -name '*.html' -o -name 'sitemap.xml' -o -path './assets/js/*.js' -o -path './assets/css/*.css' \) \
+find . -type f \( -name '*.html' -o -name 'sitemap.xml' -o -path './assets/js/*.js' -o -path './assets/css/*.css' \
+  -o -path ./img/favicon.ico \) \
   -exec cp --parents {} "$out/" \;
 echo "built $(find "$out" -name '*.html' | wc -l) pages into $out ($(du -sh "$out" | cut -f1))"

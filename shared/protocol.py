@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, 
 TURN_ID_PATTERN = r"^[0-9a-f]{32}$"
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+# A Redis stream id is two unsigned 64-bit integers: twenty digits can say more than that, and an id out of
+# range makes Redis refuse the whole read it is part of (the relay's one XREAD serves every socket).
+STREAM_ID_PART_MAX = 2**64 - 1
 
 
 class ErrorCode(enum.StrEnum):
@@ -83,6 +86,13 @@ class ResumeFrame(_Frame):
     type: Literal["resume"]
     turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)]
     after: Annotated[str | None, Field(pattern=EVENT_ID_PATTERN)] = None
+
+    @field_validator("after")
+    @classmethod
+    def _after_is_a_stream_id(cls, value: str | None) -> str | None:
+        if value is not None and any(int(part) > STREAM_ID_PART_MAX for part in value.split("-")):
+            raise ValueError("after is not an event id: each part must fit in 64 bits")
+        return value
 
 
 class HelloFrame(_Frame):

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     )
     asks_per_minute_per_client: float = Field(30, ge=0, description="0 disables the per-client ask limit.")
     max_sockets_per_client: int = Field(20, ge=1)
+    resume_cancel_per_minute_per_socket: float = Field(
+        60, ge=0, description="resume and cancel frames a socket may send a minute (bursts of 10); 0 disables."
+    )
     max_pending_turns: int = Field(1000, ge=1, description="Queued + running turns before asks get 'busy'.")
     max_events_per_turn: int = Field(20_000, ge=100)
     max_outbound_frames: int = Field(5_000, ge=10, description="Undelivered frames before a slow socket is closed.")

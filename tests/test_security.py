@@ -203,3 +203,20 @@ async def test_cohere_limit_is_shared_and_refuses_clearly_instead_of_storming(
     assert second.terminal["type"] == "error" and second.terminal["code"] == "rate_limited"
     assert 50 < second.terminal["retry_after"] <= 60
     assert fake_cohere.stats()["requests"]["chat"] == 1
+
+
+async def test_resume_and_cancel_frames_are_limited_per_socket(make_settings: SettingsFactory) -> None:
+    """Each resume replays a turn and each cancel costs a Redis lookup: a socket gets a burst of 10 of them,
+    then ``resume_cancel_per_minute_per_socket``; another socket has its own budget."""
+    settings = make_settings(resume_cancel_per_minute_per_socket=6)
+    async with running_gateway(settings) as url, chat(url) as flooding, chat(url) as other:
+        for n in range(16):
+            await flooding.send({"type": "cancel" if n % 2 else "resume", "turn_id": f"{n:032x}"})
+        answers = [await flooding.receive() for _ in range(16)]
+        await other.send({"type": "cancel", "turn_id": "f" * 32})
+        other_answer = await other.receive()
+    codes = [a["code"] for a in answers]
+    assert codes[:10] == ["unknown_turn"] * 10, codes
+    limited = [a for a in answers if a["code"] == "rate_limited"]
+    assert len(limited) >= 5 and all(0 < a["retry_after"] <= 10 for a in limited), answers
+    assert other_answer["code"] == "unknown_turn"

@@ -1,6 +1,6 @@
 // @ts-check
 // The sample book (../docs) as a Docusaurus 3 site, set up as `npx create-docusaurus@3.10.2 site classic
-// --javascript` does (Docusaurus Faster on through `future.v4`), without the template's blog and pictures.
+// --javascript` does (Docusaurus Faster on through `future.v4`), without the template's blog and pictures (its favicon stays).
 // scripts/build_docusaurus_fixture.sh builds it into tests/fixtures/docusaurus/.
 
 import {themes as prismThemes} from 'prism-react-renderer';
@@ -15,6 +15,7 @@ const TUTOR_URL = 'http://tutor.invalid';
 const config = {
   title: 'Physical AI & Humanoid Robotics',
   tagline: 'A sample book for the AI tutor',
+  favicon: 'img/favicon.ico',
 
   future: {
     v4: true,

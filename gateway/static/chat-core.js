@@ -123,7 +123,7 @@ export class Chat {
     });
     for (const turn of this.state.turns) this.renderTurn(turn);
     this.updateComposer();
-    this.scrollToEnd();
+    this.showLatest();
     this.connection.start();
   }
 
@@ -231,7 +231,7 @@ export class Chat {
     this.selection = passage;
     this.attachment.hidden = !passage;
     this.attachmentText.textContent = passage ?? '';
-    this.input.placeholder = passage ? 'Ask about this passage (or press Enter to have it explained)' : 'Ask a question about the book';
+    this.input.placeholder = passage ? 'Ask, or press Enter to explain it' : 'Ask a question about the book';
     this.focus();
   }
 
@@ -400,6 +400,15 @@ export class Chat {
 
   scrollToEnd() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  /** Brings the latest turn into view: all of it when it fits, else from its question down. */
+  showLatest() {
+    const last = this.transcript.lastElementChild;
+    if (!last || !this.scroller.clientHeight) return;
+    if (last.offsetHeight + 16 <= this.scroller.clientHeight) return this.scrollToEnd();
+    const above = last.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+    this.scroller.scrollTop += above - 8;
   }
 
   // --- rendering ------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ import { mountChat } from './chat-core.js';
 
 const OPEN_KEY = 'physical-ai-tutor:widget-open';
 const MIN_SELECTION_CHARS = 3;
+// Docusaurus's theme classes (stable, documented for styling): its back-to-top button, and the navbar
+// while its sidebar (the phone's navigation drawer) is open.
+const BACK_TO_TOP = '.theme-back-to-top-button';
+const OPEN_DRAWER = '.navbar-sidebar--show';
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -90,7 +94,7 @@ export function mountWidget({ base }) {
       // storage refused: the panel just won't reopen by itself after a page change
     }
     if (open) {
-      chat.scrollToEnd();
+      chat.showLatest();
       if (focus) chat.focus();
     } else if (focus) {
       launcher.focus();
@@ -107,6 +111,35 @@ export function mountWidget({ base }) {
   } catch {
     // storage refused: start closed
   }
+  // A panel restored with the page has no layout until the stylesheet is in: once it has a size, it shows
+  // the latest answer (not the top of the conversation).
+  let panelShown = false;
+  new ResizeObserver(() => {
+    const shown = panel.offsetHeight > 0;
+    if (shown && !panelShown) chat.showLatest();
+    panelShown = shown;
+  }).observe(panel);
+
+  // --- making room for the book's own controls (Docusaurus's back-to-top button and phone drawer) ---------
+
+  let fitting = 0;
+  const fitTheBook = () => {
+    fitting = 0;
+    // The launcher sits above the back-to-top button, which Docusaurus keeps in the page (hidden until the
+    // reader scrolls back up): moving only when it shows would make the launcher jump under the pointer.
+    const backToTop = document.querySelector(BACK_TO_TOP);
+    const lift = backToTop ? parseFloat(getComputedStyle(backToTop).bottom) + backToTop.offsetHeight + 12 : 0;
+    wrapper.style.setProperty('--launcher-bottom', `${Math.max(20, Math.round(lift))}px`);
+    // While the book's navigation drawer is open on a narrow screen, the widget steps out of its way.
+    wrapper.classList.toggle('book-drawer-open', Boolean(document.querySelector(OPEN_DRAWER)));
+  };
+  const fitSoon = () => {
+    fitting ||= requestAnimationFrame(fitTheBook);
+  };
+  fitTheBook();
+  // The book is a single-page app: its controls come and go with its pages and its menu.
+  new MutationObserver(fitSoon).observe(document.body, { subtree: true, childList: true, attributeFilter: ['class'] });
+  addEventListener('resize', fitSoon, { passive: true });
 
   // --- the book's theme (Docusaurus sets data-theme on <html>) ----------------------------------------
 

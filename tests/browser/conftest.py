@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,12 @@ from typing import Any
 import pytest
 from playwright.async_api import BrowserContext, ConsoleMessage, Locator, Page, async_playwright, expect
 from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from fake_cohere.testing import serve_asgi
 from shared import keys
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -117,3 +123,42 @@ async def stored_turns(page: Page, key: str = "physical-ai-tutor:page") -> list[
     assert saved, "the page saved its conversation"
     turns: list[dict[str, Any]] = json.loads(saved)["turns"]
     return turns
+
+
+DOCUSAURUS_BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "docusaurus"
+# The tutor's address as the build's `scripts` entry names it (book/site/docusaurus.config.js).
+BUILD_TUTOR_URL = b"http://tutor.invalid"
+_BUILD_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
+
+
+@dataclass
+class DocusaurusBook:
+    """The sample book's real Docusaurus build, served on 127.0.0.1 with its widget tag naming the tutor."""
+
+    url: str
+    tutor_url: str = ""
+
+
+@asynccontextmanager
+async def docusaurus_book() -> AsyncIterator[DocusaurusBook]:
+    """Serves tests/fixtures/docusaurus as a static host would: ``/docs/vla`` is ``docs/vla/index.html``.
+
+    Set ``tutor_url`` before a page is loaded: the widget's tag then loads the tutor from there.
+    """
+    root = DOCUSAURUS_BUILD.resolve()
+
+    async def serve(request: Request) -> Response:
+        path = request.url.path.strip("/")
+        candidate = (root / path).resolve()
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        if not candidate.is_relative_to(root) or not candidate.is_file():
+            return Response((root / "404.html").read_bytes(), 404, media_type=_BUILD_TYPES[".html"])
+        body = candidate.read_bytes()
+        if candidate.suffix == ".html":
+            body = body.replace(BUILD_TUTOR_URL, book.tutor_url.encode())
+        return Response(body, media_type=_BUILD_TYPES.get(candidate.suffix, "application/octet-stream"))
+
+    async with serve_asgi(Starlette(routes=[Route("/{path:path}", serve)])) as origin:
+        book = DocusaurusBook(origin)
+        yield book

@@ -33,7 +33,7 @@ json_values = st.recursive(
 @st.composite
 def broken_frames(draw: st.DrawFn) -> str | bytes:
     """Frames that are wrong in one of the ways a client can get them wrong."""
-    kind = draw(st.sampled_from(["text", "binary", "json", "unknown", "missing", "wrong", "ids", "huge"]))
+    kind = draw(st.sampled_from(["text", "binary", "json", "unknown", "missing", "wrong", "ids", "after", "huge"]))
     if kind == "text":
         text = draw(st.text(min_size=1, max_size=200))
         try:
@@ -58,13 +58,19 @@ def broken_frames(draw: st.DrawFn) -> str | bytes:
     if kind == "ids":
         kind_of = draw(st.sampled_from(["cancel", "resume"]))
         return json.dumps({"type": kind_of, "turn_id": draw(ids_that_are_not_ids)})
+    if kind == "after":
+        # twenty digits, but past what a Redis stream id can hold (two unsigned 64-bit integers)
+        big, any_part = st.integers(2**64, 10**20 - 1), st.integers(0, 10**20 - 1)
+        parts = draw(st.one_of(st.tuples(big, any_part), st.tuples(any_part, big)))
+        return json.dumps({"type": "resume", "turn_id": "f" * 32, "after": "{}-{}".format(*parts)})
     size = draw(st.integers(MAX_FRAME + 1, MAX_FRAME * 3))
     return json.dumps({"type": "ask", "question": "x" * size})
 
 
 @pytest.fixture
 async def client(make_settings: SettingsFactory) -> AsyncIterator[ChatClient]:
-    settings = make_settings(max_frame_bytes=MAX_FRAME, max_question_chars=500)
+    # Every example ends with a cancel: the per-socket budget of control frames has its own test.
+    settings = make_settings(max_frame_bytes=MAX_FRAME, max_question_chars=500, resume_cancel_per_minute_per_socket=0)
     async with running_stack(settings) as url, chat(url) as connected:
         yield connected
 
