@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
@@ -26,7 +27,6 @@ from shared import keys
 from shared.db.database import Database, DatabaseUnavailable
 from shared.jobs import job_deserializer, job_serializer
 from shared.rate_limit import RateLimiter
-from shared.redis_connections import connection_pool
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,9 +37,9 @@ REAPER_STOP_S = 2.0
 def build_redis(settings: Settings) -> ArqRedis:
     """One pooled client for everything but the relay's blocking read. Connections are made lazily, so
     the gateway starts (and answers /health, and /ready with 503) even while Redis is still starting."""
-    pool = connection_pool(
-        settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
-    )
+    # No socket_timeout: with one, redis-py 5 sends each command under asyncio.wait_for, which on Python 3.11
+    # can lose a cancellation (a socket's tasks then outlive it). Waits that need a limit use asyncio.timeout.
+    pool = ConnectionPool.from_url(settings.effective_redis_url, socket_connect_timeout=2, health_check_interval=30)
     return ArqRedis(
         connection_pool=pool,
         job_serializer=job_serializer,
