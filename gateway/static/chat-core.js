@@ -345,17 +345,10 @@ export class Chat {
   showRatings(available) {
     if (this.ratings === available) return;
     this.ratings = available;
-    // The buttons make every turn taller. A view that showed the latest turn shows it again (a panel
-    // restored at its latest answer stays there); otherwise the turn at the top of the view stays put.
-    const view = this.scroller.getBoundingClientRect();
-    const items = [...this.transcript.children];
-    const last = items[items.length - 1];
-    const atLatest = last !== undefined && last.getBoundingClientRect().top < view.bottom;
-    const anchor = items.find((item) => item.getBoundingClientRect().bottom > view.top);
-    const before = anchor ? anchor.getBoundingClientRect().top : 0;
     for (const turn of this.state.turns) this.renderTurn(turn);
-    if (atLatest) this.showLatest();
-    else if (anchor) this.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
+    // This comes with the socket's first hello, right after the page showed its latest answer; the
+    // buttons just made the turns taller, so show it again.
+    this.showLatest();
   }
 
   rate(turn, feedback) {

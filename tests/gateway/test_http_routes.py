@@ -83,7 +83,9 @@ async def test_readiness_explains_a_first_indexing_that_fails(make_settings: Set
     async with serve_asgi(site_app(render_site(SAMPLE_BOOK, "/docs"))) as site:
         port = site.rsplit(":", 1)[1]
         # the classic mistake: the book's address by another name than the one the sitemap is read from
-        settings = make_settings(book_source=f"{site}/sitemap.xml", book_base_url=f"http://localhost:{port}/docs")
+        # (with credentials in the source's URL, which the line must not repeat)
+        source = f"http://reader:hunter2-secret@127.0.0.1:{port}/sitemap.xml?token=t0k3n"
+        settings = make_settings(book_source=source, book_base_url=f"http://localhost:{port}/docs")
         async with running_worker(settings) as worker, running_gateway(settings) as url:
             await wait_event(worker.state.published_failure, 30)
             async with httpx.AsyncClient(base_url=url) as client:
@@ -96,3 +98,4 @@ async def test_readiness_explains_a_first_indexing_that_fails(make_settings: Set
         f"{port} is not BOOK_BASE_URL's host localhost:{port}; set BOOK_BASE_URL to the book's path alone"
         f" (like /docs) or on host 127.0.0.1:{port}"
     )
+    assert "hunter2" not in response.text and "t0k3n" not in response.text
