@@ -173,3 +173,40 @@ def managed_redis(workdir: Path, port: int, acl_rules: list[str]) -> Iterator[Ma
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def haproxy(port: int, gateway_ports: tuple[int, int]) -> AsyncIterator[str]:
+    """Debian's haproxy running ``deploy/haproxy.cfg`` on ``port`` in front of the two gateways; yields its URL."""
+    binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    if binary is None:
+        raise RuntimeError("haproxy is not installed: run the tests through `make test` (system-deps)")
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/bin",
+        "HAPROXY_BIND": f"127.0.0.1:{port}",
+        "GATEWAY_A": f"127.0.0.1:{gateway_ports[0]}",
+        "GATEWAY_B": f"127.0.0.1:{gateway_ports[1]}",
+    }
+    # -db: foreground, no daemon; -W would fork a master: one process is simpler to stop
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-db",
+        "-f",
+        str(HAPROXY_CONFIG),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    logs = ProcessLogs(proc)
+    try:
+        await asyncio.to_thread(wait_for_port, port, lambda: proc.returncode is None)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_WAIT_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        await logs.close()

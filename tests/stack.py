@@ -23,16 +23,16 @@ from worker.app import TutorWorker, build_worker
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, *, idle_poll_s: float = 0.5) -> AsyncIterator[TutorWorker]:
-    worker = build_worker(settings, handle_signals=False, idle_poll_s=idle_poll_s)
-    task = asyncio.create_task(worker.async_run(), name="test-worker")
+async def running_worker(settings: Settings) -> AsyncIterator[TutorWorker]:
+    worker = build_worker(settings, handle_signals=False)
+    task = asyncio.create_task(worker.arq.async_run(), name="test-worker")
     try:
         yield worker
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        await worker.arq.close()
 
 
 @contextlib.asynccontextmanager
@@ -115,7 +115,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        if name in {"cohere_api_key", "qdrant_api_key", "admin_token"}:
+        if name in {"cohere_api_key", "qdrant_api_key", "admin_token", "database_url"}:
             value = getattr(settings, name).get_secret_value()
         elif isinstance(value, list):
             value = ",".join(value)

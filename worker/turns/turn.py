@@ -31,6 +31,7 @@ from worker.turns.event_sink import TurnEnded, TurnEventSink
 from worker.turns.follow_ups import retrieval_query
 from worker.turns.offline_answer import OfflinePassage, compose
 from worker.turns.reader_language import ReaderLanguage, reader_language
+from worker.turns.records import record_turn
 from worker.turns.small_talk import small_talk_kind
 from worker.turns.suggestions import follow_up_questions
 from worker.turns.system_prompt import system_prompt
@@ -149,7 +150,7 @@ async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSin
     if talk is not None:
         await _say(services, job, sink, [], language.line(talk))
         return
-    history = await services.memory.history(job.conversation_id)
+    history = await services.memory.history(job.conversation_id, new=job.new_conversation)
     passages = await retrieve(services, job, history)
     if not await covered_by_book(services, job, history, passages):
         nearest = nearest_chapters(passages)
@@ -259,6 +260,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         await _end_with(sink, ErrorCode.INTERNAL, "something went wrong while answering; please try again")
     finally:
         services.metrics.observe_turn(time.time() - started)
+        await asyncio.shield(record_turn(services.redis, services.settings, job, sink))
         await asyncio.shield(_unregister(services, job.turn_id))
 
 
