@@ -15,6 +15,7 @@ from tests.conftest import SettingsFactory
 from tests.factories import SAMPLE_BOOK
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
 from worker.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
@@ -32,6 +33,7 @@ async def services(make_settings: SettingsFactory, redis: Redis) -> AsyncIterato
         redis=redis,
         batcher=EventBatcher(TurnEventWriter(redis, 60)),
         store=store,
+        vocabulary=BookVocabulary(store),
         cohere=None,
         memory=ConversationMemory(redis, 6, 60),
         metrics=TurnTimings(redis, record=False),
