@@ -15,7 +15,8 @@ from shared.health import IndexingFailure, WorkerHeartbeat
 
 class Check(BaseModel):
     ok: bool
-    detail: str
+    detail: str | None = None
+    """Only for the admin: details name the store's path or Qdrant's host."""
 
 
 class Readiness(BaseModel):
@@ -24,6 +25,10 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
     explanation: str | None = None
     """While the first indexing of the book keeps failing: what failed and what to change, in one line."""
+
+    def without_details(self) -> Readiness:
+        """What anyone may see: each check's name and whether it passes."""
+        return self.model_copy(update={"checks": {name: Check(ok=c.ok) for name, c in self.checks.items()}})
 
 
 async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:

@@ -25,6 +25,7 @@ class GatewayServices:
     relay: TurnRelay
     turns: TurnStarter
     ask_limiter: RateLimiter
+    admin_failures: RateLimiter
     sockets: SocketCounter
     metrics: GatewayMetrics
     abandoned: set[asyncio.Task[None]] = field(default_factory=set)
