@@ -10,12 +10,16 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test lint format typecheck bench lock system-deps clean reindex eval bench-knowledge image-test hadolint
 
-# System packages: redis-server is the embedded queue and event bus; chromium (Debian's, driven by
+# System packages: redis-server is the embedded queue and event bus; haproxy balances the gateway replicas
+# in tests/test_replicas.py (deploy/haproxy.cfg); chromium (Debian's, driven by
 # Playwright; no browser downloads) runs the browser tests in tests/browser.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { \
+	  echo "installing haproxy"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
 	@test -x /usr/bin/chromium || { \
 	  echo "installing chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -5,9 +5,14 @@
 // so after a reconnect it asks to `resume` from there and ignores anything it has already seen.
 
 import { ChatConnection } from './connection.js';
+import { FeedbackControl } from './feedback.js';
 import { renderMarkdown, safeHref } from './markdown.js';
 
 const MAX_STORED_TURNS = 40;
+const MAX_SUGGESTIONS = 3;
+// How long a socket waits for the answer to its `hello` before asking anyway (a service that never answers
+// it would otherwise hold every question back).
+const HELLO_TIMEOUT_MS = 5000;
 const MAX_SELECTION_CHARS = 8000; // the service's default MAX_SELECTED_TEXT_CHARS
 const DEFAULT_EXAMPLES = [
   'What does a URDF describe?',
@@ -104,13 +109,22 @@ export class Chat {
   /**
    * root: the element to fill. options: socketUrl (ws(s)://…/ws/chat), storageKey, examples,
    * sameTabLinks (open book links in this tab when they are on this site: the widget inside the book),
-   * compact (a small panel: source lists start folded).
+   * compact (a small panel: source lists start folded), reader (a Reader: says hello on every socket and
+   * rates answers), onFinished(turn) (a turn has ended: the conversation list may have changed).
    */
-  constructor(root, { socketUrl, storageKey, examples = DEFAULT_EXAMPLES, sameTabLinks = false, compact = false }) {
+  constructor(
+    root,
+    { socketUrl, storageKey, examples = DEFAULT_EXAMPLES, sameTabLinks = false, compact = false, reader = null, onFinished = null },
+  ) {
     this.store = new ChatStore(storageKey);
     this.state = this.store.load();
     this.sameTabLinks = sameTabLinks;
     this.compact = compact;
+    this.reader = reader;
+    this.onFinished = onFinished;
+    this.greeting = false;
+    this.greetingTimer = 0;
+    this.ratings = false; // shown once the service is known to keep history
     this.selection = null;
     this.views = new Map();
     this.dirty = new Set();
@@ -142,6 +156,7 @@ export class Chat {
     const list = el('ul', 'examples');
     for (const example of examples) {
       const button = el('button', 'example', example);
+      button.dir = 'auto';
       button.type = 'button';
       button.addEventListener('click', () => this.ask(example));
       const item = el('li');
@@ -157,6 +172,7 @@ export class Chat {
     this.attachment = el('div', 'attachment');
     this.attachment.hidden = true;
     this.attachmentText = el('blockquote', 'attachment-text');
+    this.attachmentText.dir = 'auto';
     const remove = el('button', 'attachment-remove', '×');
     remove.type = 'button';
     remove.setAttribute('aria-label', 'Remove the selected passage');
@@ -167,6 +183,7 @@ export class Chat {
     this.input.rows = 1;
     this.input.setAttribute('aria-label', 'Your question');
     this.input.setAttribute('enterkeyhint', 'send');
+    this.input.dir = 'auto'; // Urdu or Arabic typed here reads right to left
     this.input.placeholder = 'Ask a question about the book';
     this.sendButton = el('button', 'send-button', 'Send');
     this.sendButton.type = 'submit';
@@ -267,6 +284,7 @@ export class Chat {
   sendAsk(turn) {
     const frame = { type: 'ask', question: turn.question, conversation_id: this.state.conversationId };
     if (turn.selectedText) frame.selected_text = turn.selectedText;
+    if (this.greeting) return; // sent once the hello is answered
     this.connection.send(frame); // if the socket is down, onOpen sends it
   }
 
@@ -282,15 +300,99 @@ export class Chat {
   /** Starts a new conversation; an answer still streaming is stopped. */
   reset() {
     this.stop();
-    this.state = { v: 1, conversationId: null, turns: [] };
-    this.views.clear();
-    this.transcript.replaceChildren();
-    this.store.save(this.state);
-    this.updateComposer();
+    this.replaceConversation(null, []);
     this.focus();
   }
 
+  /** Shows a conversation from the reader's history (GET /api/conversations/{id}) to read and continue. */
+  loadConversation(view) {
+    const turns = view.turns.map((t) => ({
+      key: randomId(),
+      turnId: t.turn_id,
+      question: t.question,
+      selectedText: t.selected_text ?? null,
+      text: t.answer ?? '',
+      sources: t.sources ?? [],
+      citations: t.citations ?? [],
+      status: t.status === 'done' ? 'done' : 'failed',
+      provider: t.provider ?? null,
+      error: t.status === 'done' ? null : { code: t.status, message: '' },
+      lastId: null,
+      stopRequested: false,
+      grounded: t.grounded !== false,
+      suggestions: [],
+      feedback: t.feedback ?? null,
+    }));
+    // An answer still streaming in the conversation left behind goes on (and into the history) unseen.
+    this.replaceConversation(view.id, turns);
+    this.showLatest();
+  }
+
+  replaceConversation(conversationId, turns) {
+    this.state = { v: 1, conversationId, turns };
+    this.views.clear();
+    this.transcript.replaceChildren();
+    for (const turn of turns) this.renderTurn(turn);
+    this.store.save(this.state);
+    this.updateComposer();
+  }
+
+  get conversationId() {
+    return this.state.conversationId;
+  }
+
+  /** Shows the up/down buttons once the service is known to keep history (they need it). */
+  showRatings(available) {
+    this.ratings = available;
+    for (const turn of this.state.turns) this.renderTurn(turn);
+  }
+
+  rate(turn, feedback) {
+    return this.reader.rate(turn.turnId, feedback).then(() => {
+      turn.feedback = feedback;
+      this.store.save(this.state);
+    });
+  }
+
   onOpen() {
+    if (!this.reader) return this.sendPending();
+    // `hello` first on every socket, so that what follows belongs to this reader; the rest waits for the
+    // answer (frames are handled in order, but a refused token must not let asks go out unowned).
+    this.greeting = true;
+    this.connection.send(this.reader.hello());
+    clearTimeout(this.greetingTimer);
+    this.greetingTimer = setTimeout(() => this.greeted(), HELLO_TIMEOUT_MS);
+  }
+
+  /** Says hello again on the open socket (the reader changed: their history was deleted). */
+  helloAgain() {
+    if (this.connection.isOpen && !this.greeting) this.onOpen();
+  }
+
+  greeted() {
+    if (!this.greeting) return;
+    this.greeting = false;
+    clearTimeout(this.greetingTimer);
+    this.sendPending();
+  }
+
+  /** The answer to `hello`: a welcome, or an error naming no turn. */
+  onGreeting(event) {
+    if (event.type === 'welcome') {
+      this.reader.welcomed(event);
+    } else if (event.code === 'unauthorized' && this.reader.token) {
+      this.reader.refused(); // a token the service no longer knows: become a new reader
+      this.connection.send(this.reader.hello());
+      return;
+    } else if (event.code === 'invalid_frame') {
+      this.reader.unsupported(); // a service without durable memory
+    } else {
+      this.reader.settle(); // the history is unavailable for now; asks still work
+    }
+    this.greeted();
+  }
+
+  sendPending() {
     for (const turn of this.state.turns) {
       if (turn.status === 'sending') {
         if (turn.stopRequested) this.finish(turn, { code: 'cancelled', message: 'stopped' });
@@ -306,6 +408,10 @@ export class Chat {
   }
 
   onEvent(event) {
+    if (this.greeting && (event.type === 'welcome' || (event.type === 'error' && !event.turn_id))) {
+      return this.onGreeting(event);
+    }
+    if (event.type === 'welcome' || event.type === 'feedback_saved') return;
     let turn = event.turn_id ? this.state.turns.find((t) => t.turnId === event.turn_id) : null;
     if (!turn && event.type === 'accepted') {
       turn = this.state.turns.find((t) => t.status === 'sending');
@@ -344,6 +450,10 @@ export class Chat {
           turn.text = event.answer;
         }
         turn.provider = event.provider;
+        turn.grounded = event.grounded !== false; // absent: an older service, whose answers all cite the book
+        turn.suggestions = Array.isArray(event.suggestions)
+          ? event.suggestions.filter((q) => typeof q === 'string' && q.trim()).slice(0, MAX_SUGGESTIONS)
+          : [];
         this.finish(turn, null);
         break;
       case 'error':
@@ -360,6 +470,9 @@ export class Chat {
     turn.error = error;
     if (error) this.announce(errorText(error, turn.stopRequested));
     this.updateComposer();
+    // The previous answer's suggested questions give way to the newest's.
+    for (const other of this.state.turns) if (other !== turn && other.suggestions?.length) this.dirty.add(other);
+    this.onFinished?.(turn);
   }
 
   changed(turn) {
@@ -435,12 +548,38 @@ export class Chat {
       view.note.classList.add(turn.stopRequested && turn.error.code === 'cancelled' ? 'is-stopped' : 'is-error');
       view.note.textContent = errorText(turn.error, turn.stopRequested);
       if (!turn.stopRequested) view.note.append(' ', this.retryButton(turn));
+    } else if (turn.grounded === false) {
+      // Not an answer from the book (it does not cover the question, or small talk): the answer says so
+      // itself, shown quietly, with no offline note and no source numbers.
     } else if (turn.provider === 'offline') {
       view.note.classList.add('is-offline');
       view.note.textContent = 'Offline mode: quoted from the book, without a language model.';
     }
     view.note.hidden = !view.note.textContent;
+    view.item.classList.toggle('is-declined', turn.grounded === false);
     this.renderSources(view, turn);
+    view.feedback.show(turn.feedback);
+    view.feedback.element.hidden = !(this.ratings && turn.status === 'done' && turn.turnId);
+    this.renderSuggestions(view, turn);
+  }
+
+  renderSuggestions(view, turn) {
+    const latest = this.state.turns[this.state.turns.length - 1] === turn;
+    const suggestions = latest && turn.status === 'done' ? (turn.suggestions ?? []) : [];
+    const key = JSON.stringify(suggestions);
+    if (view.suggestionsKey === key) return;
+    view.suggestionsKey = key;
+    view.suggestions.hidden = !suggestions.length;
+    const items = suggestions.map((question) => {
+      const button = el('button', 'suggestion', question);
+      button.type = 'button';
+      button.dir = 'auto';
+      button.addEventListener('click', () => this.ask(question));
+      const item = el('li');
+      item.append(button);
+      return item;
+    });
+    view.suggestions.lastChild.replaceChildren(...items);
   }
 
   createTurnView(turn) {
@@ -448,17 +587,23 @@ export class Chat {
     const question = el('div', 'question');
     if (turn.selectedText) question.append(el('blockquote', 'question-passage', turn.selectedText));
     question.append(el('p', 'question-text', turn.question));
+    for (const text of question.children) text.dir = 'auto';
     const answer = el('div', 'answer');
     const body = el('div', 'answer-body');
+    body.dir = 'auto';
     body.setAttribute('aria-live', 'polite');
     body.setAttribute('aria-label', 'Answer');
     const note = el('p', 'turn-note');
     const sources = el('details', 'sources');
     sources.open = !this.compact;
     sources.append(el('summary', 'sources-title'), el('ol', 'source-list'));
-    answer.append(body, note, sources);
+    const feedback = new FeedbackControl((rating) => this.rate(turn, rating));
+    const suggestions = el('div', 'suggestions');
+    suggestions.hidden = true;
+    suggestions.append(el('p', 'suggestions-title', 'Ask next'), el('ul', 'suggestion-list'));
+    answer.append(body, note, sources, feedback.element, suggestions);
     item.append(question, answer);
-    return { item, body, note, sources };
+    return { item, body, note, sources, feedback, suggestions };
   }
 
   retryButton(turn) {
@@ -492,6 +637,7 @@ export class Chat {
   }
 
   citationMarks(turn) {
+    if (turn.grounded === false) return []; // nothing in it is the book's
     const toUnits = codeUnitOffsets(turn.text);
     const numbered = new Map(turn.sources.map((s, i) => [s.id, { source: s, n: i + 1 }]));
     const marks = [];
@@ -520,11 +666,13 @@ export class Chat {
   }
 
   renderSources(view, turn) {
-    const key = JSON.stringify(turn.sources.map((s) => s.id));
+    const key = JSON.stringify([turn.grounded === false, turn.sources.map((s) => s.id)]);
     if (view.sourcesKey === key) return;
     view.sourcesKey = key;
     view.sources.hidden = !turn.sources.length;
-    view.sources.firstChild.textContent = `Sources (${turn.sources.length})`;
+    const declined = turn.grounded === false;
+    view.sources.firstChild.textContent = declined ? `Nearest chapters (${turn.sources.length})` : `Sources (${turn.sources.length})`;
+    view.sources.classList.toggle('unnumbered', declined); // no source numbers: nothing cites them
     const items = turn.sources.map((source) => {
       const item = el('li', 'source');
       item.append(this.link(source, this.sourceLabel(source)));

@@ -1,6 +1,8 @@
 // The book widget: a floating button that opens the chat in a panel, and an "Ask about this" button on
 // any passage the reader selects. It lives in a shadow root so the book's styles and ours never mix.
 import { mountChat } from './chat-core.js';
+import { ConversationList } from './history-list.js';
+import { Reader } from './reader.js';
 
 const OPEN_KEY = 'physical-ai-tutor:widget-open';
 const MIN_SELECTION_CHARS = 3;
@@ -55,15 +57,22 @@ export function mountWidget({ base }) {
   const header = el('div', 'panel-header');
   const title = el('h2', 'panel-title', 'Ask the book');
   title.id = 'tutor-panel-title';
+  const historyButton = el('button', 'quiet-button', 'History');
+  historyButton.type = 'button';
+  historyButton.setAttribute('aria-label', 'Your conversations');
+  historyButton.setAttribute('aria-pressed', 'false');
+  historyButton.hidden = true; // until the service is known to keep history
   const newConversation = el('button', 'quiet-button', 'New');
   newConversation.type = 'button';
   newConversation.setAttribute('aria-label', 'New conversation');
   const close = el('button', 'close-button', '×');
   close.type = 'button';
   close.setAttribute('aria-label', 'Close the tutor');
-  header.append(title, newConversation, close);
+  header.append(title, historyButton, newConversation, close);
   const chatRoot = el('div', 'panel-chat');
-  panel.append(header, chatRoot);
+  const historyRoot = el('div', 'panel-history');
+  historyRoot.hidden = true;
+  panel.append(header, chatRoot, historyRoot);
 
   const askButton = el('button', 'ask-selection', 'Ask about this');
   askButton.type = 'button';
@@ -75,12 +84,57 @@ export function mountWidget({ base }) {
 
   const socketUrl = new URL('ws/chat', base);
   socketUrl.protocol = socketUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+  const reader = new Reader(base);
+  let list = null;
   const chat = mountChat(chatRoot, {
     socketUrl: socketUrl.href,
     storageKey: 'physical-ai-tutor:widget',
     sameTabLinks: true,
     compact: true,
+    reader,
+    onFinished: () => {
+      const [first] = chat.state.turns;
+      list?.touched(chat.conversationId, first?.question ?? '', chat.state.turns.length);
+    },
   });
+
+  // --- the reader's conversations, in place of the chat ------------------------------------------------
+
+  const showHistory = (shown) => {
+    historyRoot.hidden = !shown;
+    chatRoot.hidden = shown;
+    historyButton.setAttribute('aria-pressed', String(shown));
+    title.textContent = shown ? 'Your conversations' : 'Ask the book';
+    if (shown) {
+      list.refresh();
+      historyRoot.querySelector('button')?.focus();
+    } else {
+      chat.showLatest();
+    }
+  };
+  list = new ConversationList(reader, {
+    onOpen: (view) => {
+      chat.loadConversation(view);
+      showHistory(false);
+      chat.focus();
+    },
+    onDeleted: (id) => {
+      if (id === null) {
+        chat.reset();
+        chat.helloAgain();
+      } else if (id === chat.conversationId) {
+        chat.reset();
+      }
+    },
+    onAvailable: (available) => {
+      historyButton.hidden = !available;
+      chat.showRatings(available);
+      if (!available && !historyRoot.hidden) showHistory(false);
+    },
+  });
+  historyRoot.append(list.element);
+  list.markCurrent(chat.conversationId);
+  historyButton.addEventListener('click', () => showHistory(historyRoot.hidden));
 
   // --- opening and closing -------------------------------------------------------------------------
 
@@ -102,7 +156,11 @@ export function mountWidget({ base }) {
   };
   launcher.addEventListener('click', () => setOpen(panel.hidden));
   close.addEventListener('click', () => setOpen(false));
-  newConversation.addEventListener('click', () => chat.reset());
+  newConversation.addEventListener('click', () => {
+    chat.reset();
+    list.markCurrent(null);
+    if (!historyRoot.hidden) showHistory(false);
+  });
   panel.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') setOpen(false);
   });

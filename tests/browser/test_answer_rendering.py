@@ -40,17 +40,25 @@ SOURCE = {
 
 
 class ScriptedServer:
-    """Answers each `ask` with the next scripted list of events (ids added, increasing like Redis's)."""
+    """Answers each `ask` with the next scripted list of events (ids added, increasing like Redis's). A
+    `hello` is refused as a service without durable memory refuses it; ``received`` holds the other frames."""
 
     def __init__(self, *replies: list[dict[str, Any]]) -> None:
         self.replies = list(replies)
         self.received: list[dict[str, Any]] = []
+        self.hellos: list[dict[str, Any]] = []
         self.ids: Iterator[int] = count(1763740000000)
 
     def __call__(self, socket: WebSocketRoute) -> None:
         socket.on_message(lambda message: self.reply(socket, json.loads(message)))
 
     def reply(self, socket: WebSocketRoute, frame: dict[str, Any]) -> None:
+        if frame["type"] == "hello":
+            self.hellos.append(frame)
+            socket.send(
+                json.dumps({"type": "error", "turn_id": None, "code": "invalid_frame", "message": "unknown type"})
+            )
+            return
         self.received.append(frame)
         if frame["type"] != "ask" or not self.replies:
             return
@@ -150,3 +158,65 @@ async def test_errors_are_said_in_plain_words(make_settings: SettingsFactory, pa
         )
         await screenshot(page, "page-9-errors")
     assert [frame["question"] for frame in server.received] == ["What is a humanoid?"] * 2
+
+
+DECLINED = "The book does not cover the weather. The nearest chapters are listed below."
+NEAREST = {**SOURCE, "id": "doc-2", "snippet": "A robot's body as a tree of links."}
+SUGGESTIONS = ["What does a URDF describe?", "How does TF track frames?", "What joint types are there?"]
+
+
+async def test_a_declined_answer_is_quiet_and_suggestions_ask(make_settings: SettingsFactory, page: Page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    declined = [
+        {"type": "accepted", "turn_id": TURN_ID, "conversation_id": "c1"},
+        {"type": "sources", "turn_id": TURN_ID, "sources": [NEAREST]},
+        {"type": "delta", "turn_id": TURN_ID, "text": DECLINED},
+        {"type": "done", "turn_id": TURN_ID, "answer": DECLINED, "provider": "offline", "grounded": False},
+    ]
+    answered = [{**event, "turn_id": "1" * 32} for event in streamed(ANSWER)]
+    answered[-1] = {**answered[-1], "grounded": True, "suggestions": SUGGESTIONS}
+    server = ScriptedServer(declined, answered, [{**event, "turn_id": "2" * 32} for event in streamed(ANSWER)])
+    await page.route_web_socket(SOCKET, server)
+    async with running_gateway(make_settings()) as url:
+        await page.goto(url)
+        turn = await ask(page, "What's the weather in Paris?")
+        await expect(turn).to_have_attribute("data-status", "done")
+        await expect(turn).to_have_class(re.compile(r"\bis-declined\b"))
+        await expect(turn.locator(".answer-body")).to_have_text(DECLINED)
+        await expect(turn.locator(".turn-note")).to_be_hidden()  # no "Offline mode" line under a decline
+        await expect(turn.locator(".refs")).to_have_count(0)
+        await expect(turn.get_by_text("Nearest chapters (1)")).to_be_visible()
+        await expect(turn.locator(".source-list")).to_have_css("list-style-type", "disc")  # no source numbers
+        color = await turn.locator(".answer-body").evaluate("b => getComputedStyle(b).color")
+        muted = await turn.locator(".answer-body").evaluate(
+            "b => getComputedStyle(b).getPropertyValue('--muted').trim()"
+        )
+        assert color == "rgb(93, 93, 114)" and muted == "#5d5d72", "shown in the quieter colour"
+        await screenshot(page, "page-10-declined")
+
+        second = await ask(page, "Which joints are there?")
+        await expect(second).to_have_attribute("data-status", "done")
+        suggestions = second.get_by_role("button", name=re.compile(r"\?$"))
+        await expect(suggestions).to_have_text(SUGGESTIONS)
+        await screenshot(page, "page-11-suggestions")
+        await suggestions.nth(1).click()
+        third = page.locator(".turn").nth(2)
+        await expect(third.locator(".question-text")).to_have_text(SUGGESTIONS[1])
+        await expect(third).to_have_attribute("data-status", "done")
+        await expect(second.locator(".suggestion")).to_have_count(0)  # only the latest answer offers them
+        await expect(third.locator(".suggestion")).to_have_count(0)  # this done had none: nothing shown
+
+        # A service without durable memory: its refusal of `hello` leaves no list, no ratings, no API calls.
+        await expect(page.locator("#history")).to_be_hidden()
+        await expect(page.get_by_role("button", name="Conversations")).to_be_hidden()
+        await expect(page.locator(".feedback")).to_have_count(3)
+        for group in await page.locator(".feedback").all():
+            await expect(group).to_be_hidden()
+    assert [frame["question"] for frame in server.received] == [
+        "What's the weather in Paris?",
+        "Which joints are there?",
+        SUGGESTIONS[1],
+    ]
+    assert len(server.hellos) == 1 and server.hellos[0] == {"type": "hello"}
+    assert not [u for u in requests if "/api/" in u]

@@ -158,7 +158,8 @@ async def test_a_dropped_connection_resumes_without_gaps_or_repeats(
 
         await assert_complete_and_exact(page, turn, redis)
         assert len(tap.routes) == 2, "the page reconnected once"
-        resume = tap.sent[1][0]
+        hello, resume = tap.sent[1][:2]
+        assert hello["type"] == "hello", "every socket says hello first"
         assert resume["type"] == "resume" and resume["turn_id"] == turn_id
         seen_before_drop = [e["id"] for e in await turn_events(redis, turn_id)]
         assert resume["after"] in seen_before_drop
@@ -226,3 +227,27 @@ async def test_a_reload_while_streaming_resumes_the_answer(
         await expect(turn.locator(".answer-body")).to_have_text(SOME_WORDS)
         await page.reload()
         await assert_complete_and_exact(page, page.locator(".turn").first, redis)
+
+
+URDU_QUESTION = "ہیومنائڈ روبوٹ اپنا توازن کیسے برقرار رکھتا ہے؟"  # How does a humanoid robot keep its balance?
+
+
+async def test_a_question_in_urdu_reads_right_to_left(make_settings: SettingsFactory, redis: Redis, page: Page) -> None:
+    async with running_stack(make_settings()) as url:
+        await page.goto(url)
+        question = page.get_by_label("Your question")
+        await question.fill(URDU_QUESTION)
+        assert await question.evaluate("q => q.matches(':dir(rtl)')"), "typed Urdu reads right to left"
+        await question.press("Enter")
+        turn = page.locator(".turn").last
+        await expect(turn.locator(".question-text")).to_have_text(URDU_QUESTION)
+        await expect(turn).to_have_attribute("data-status", "done")
+        assert await turn.locator(".question-text").evaluate("p => p.matches(':dir(rtl)')")
+        assert await turn.locator(".question-text").evaluate("p => getComputedStyle(p).direction") == "rtl"
+        # The offline answer is the book's English: it stays left to right beside the Urdu question.
+        answer = await final_answer(redis, await turn_id_of(turn))
+        assert answer.isascii() or not answer.strip()
+        assert await turn.locator(".answer-body").evaluate("b => b.matches(':dir(ltr)')")
+        await expect(question).to_have_value("")
+        assert await question.evaluate("q => q.matches(':dir(ltr)')"), "empty again, it waits in the page's direction"
+        await screenshot(page, "page-12-urdu")

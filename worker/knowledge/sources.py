@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import posixpath
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,6 +24,7 @@ from typing import NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
+from lxml import etree
 
 from worker.knowledge.html_pages import page_markdown
 from worker.knowledge.markdown_chunks import (
@@ -44,6 +44,9 @@ MAX_SITEMAP_BYTES = 10_000_000
 MAX_PAGE_BYTES = MAX_FILE_BYTES
 
 _SITEMAP_NS = re.compile(r"^\{[^}]*\}")
+_SITEMAP_PARSER = etree.XMLParser(
+    resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, recover=False, remove_comments=True
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,24 +313,27 @@ def parse_sitemap(body: bytes) -> tuple[str, list[str]]:
     """("urlset" | "sitemapindex", the ``<loc>`` URLs); ``ValueError`` for anything else.
 
     A sitemap has no business declaring a DTD or entities, so a document that does is refused before
-    parsing (no entity expansion, no external references)."""
+    parsing; lxml then parses it with entities, DTDs and the network off. Strictly: a sitemap cut short
+    must fail as a whole, or an incremental re-index would take its missing pages for deleted ones."""
     head = body[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in body.lower():
         raise ValueError("not a sitemap (declares a DTD or entities)")
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise ValueError(f"not valid XML ({exc})") from None
-    kind = _SITEMAP_NS.sub("", root.tag)
+        root = etree.fromstring(body, _SITEMAP_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not valid XML (line {exc.lineno})") from None
+    if root is None:
+        raise ValueError("not valid XML (no element)")
+    kind = _SITEMAP_NS.sub("", str(root.tag))
     if kind not in {"urlset", "sitemapindex"}:
         raise ValueError("not a sitemap (the root element is neither <urlset> nor <sitemapindex>)")
     child = "url" if kind == "urlset" else "sitemap"
     locations: list[str] = []
     for entry in root:
-        if _SITEMAP_NS.sub("", entry.tag) != child:
+        if _SITEMAP_NS.sub("", str(entry.tag)) != child:
             continue
         for item in entry:
-            if _SITEMAP_NS.sub("", item.tag) == "loc" and item.text and item.text.strip():
+            if _SITEMAP_NS.sub("", str(item.tag)) == "loc" and item.text and item.text.strip():
                 url = item.text.strip()
                 if url.lower().startswith(("http://", "https://")):
                     locations.append(_without_fragment(url))
@@ -337,13 +343,6 @@ def parse_sitemap(body: bytes) -> tuple[str, list[str]]:
 def _without_fragment(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-
-
-def shown_url(url: str) -> str:
-    """A URL fit for logs and ``/ready``: without user info, query or fragment (they may hold a token)."""
-    parts = urlsplit(url)
-    host = netloc(*origin(url)) if parts.hostname else parts.netloc
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 async def _fetch_page(site: SiteFetcher, book: _BookRoot, url: str, doc: str) -> SourceDocument | SkippedDocument:

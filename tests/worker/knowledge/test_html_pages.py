@@ -103,3 +103,45 @@ def test_a_plain_site_falls_back_to_main_content() -> None:
     )
     assert page.title == "Notes"
     assert "## Intro {#intro}" in page.markdown and "menu" not in page.markdown
+
+
+MINIFIED_ARTICLE = (
+    # as Docusaurus Faster's minifier writes it: optional end tags (</p>, </li>, </th>, </td>, </tr>) left
+    # out, attributes unquoted, a <p> ended by the <div> that follows it
+    "<header><h1>Walking Robots</h1></header>"
+    "<p>Legs are <strong>hard</strong> to control; see <code>gait_planner</code> and <a href=/x>the planner</a>."
+    '<h2 class="anchor anchorTargetStickyNavbar_x" id=gait-phases>Gait phases<a href=#gait-phases class=hash-link>'
+    "&#8203;</a></h2><ul><li class>Stance: the foot is down<li class>Swing: the foot moves<ul><li>nested detail"
+    "</ul></ul><p>Phases at a glance:<table><thead><tr><th>Phase<th>Share<tbody><tr><td>Stance<td>60 %<tr>"
+    "<td>Swing<td>40 %</table><p>Math like 2 * 3 * 4 stays text.<p>The end."
+)
+
+
+def test_minified_html_without_optional_end_tags_reads_as_a_browser_reads_it() -> None:
+    markdown = page_markdown(docusaurus_page(MINIFIED_ARTICLE)).markdown
+    assert markdown == (
+        "# Walking Robots\n\n"
+        "Legs are **hard** to control; see `gait_planner` and the planner\\.\n\n"
+        "## Gait phases {#gait-phases}\n\n"
+        "- Stance: the foot is down\n- Swing: the foot moves\n\n  - nested detail\n\n"
+        "Phases at a glance:\n\n"
+        "| Phase | Share |\n| --- | --- |\n| Stance | 60 % |\n| Swing | 40 % |\n\n"
+        "Math like 2 \\* 3 \\* 4 stays text.\n\n"
+        "The end.\n"
+    )
+
+
+def test_task_lists_and_unnamed_code_read_as_their_markdown() -> None:
+    # Docusaurus renders "- [ ] item" as a disabled checkbox and gives a fence without a language
+    # "language-text"; the folder's Markdown has "[ ]" and a bare fence
+    article = (
+        "<ul class=contains-task-list><li class=task-list-item><input type=checkbox disabled> Mass checked"
+        "<li class=task-list-item><input type=checkbox checked disabled> Friction checked</ul>"
+        '<div class="language-text codeBlockContainer_a theme-code-block"><pre class="prism-code language-text">'
+        "<code><div class=token-line>state A -&gt; state B<br></div></code></pre></div>"
+    )
+    markdown = page_markdown(docusaurus_page(article)).markdown
+    source = "# T\n\n- [ ] Mass checked\n- [x] Friction checked\n\n```\nstate A -> state B\n```\n"
+    (from_page,) = chunk_document(f"# T\n\n{markdown}", "t.md", "/docs")
+    (from_source,) = chunk_document(source, "t.md", "/docs")
+    assert from_page.text == from_source.text
