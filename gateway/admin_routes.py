@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from arq.constants import abort_jobs_ss
-from arq.utils import timestamp_ms
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.admin_access import Access, AdminAccess, AdminAccessDep
 from gateway.services import ServicesDep
+from gateway.turns import abort_job
 from shared import keys
 from shared.jobs import ReindexMode
 from shared.reindex import (
@@ -177,10 +176,7 @@ async def cancel_reindex(job_id: JobId, services: ServicesDep, access: AdminAcce
             status.HTTP_409_CONFLICT,
             AdminError(code="already_finished", message=f"the re-index already {progress.status}", job_id=job_id),
         )
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zadd(abort_jobs_ss, {job_id: timestamp_ms()})
-        pipe.publish(keys.WAKE_CHANNEL, b"abort")
-        await pipe.execute()
+    await abort_job(redis, job_id)
     if progress.status == "queued":
         # arq drops an aborted job before it starts, so nobody else would record the end or free the lock
         progress.status, progress.stage, progress.finished_at = "failed", "done", time.time()
