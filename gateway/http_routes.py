@@ -89,7 +89,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=Readiness, response_model_exclude_none=True, responses={503: {"model": Readiness}})
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep, http: Request, response: Response) -> Readiness:
     """Each check's name and whether it passes; with the admin token, each check's details too."""
     readiness = await check_readiness(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -15,7 +15,7 @@ from shared.health import IndexingFailure, WorkerHeartbeat
 
 class Check(BaseModel):
     ok: bool
-    detail: str | None = None
+    detail: str | None = Field(None, exclude_if=lambda detail: detail is None)
     """Only for the admin: details name the store's path or Qdrant's host."""
 
 

@@ -252,6 +252,7 @@ async def test_ready_shows_details_only_to_the_admin(make_settings: SettingsFact
         "status": "ready",
         "failing": [],
         "checks": {name: {"ok": True} for name in ("redis", "relay", "worker", "collection")},
+        "explanation": None,
     }
     assert str(settings.data_dir) not in public.text
     assert str(settings.data_dir) in admin.json()["checks"]["collection"]["detail"], "the store's path, for the admin"
