@@ -14,17 +14,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
+from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import admin_routes, chat_socket, http_routes, pages
+from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
 from gateway.clients import SocketCounter
+from gateway.conversation_owners import ConversationOwners
 from gateway.http_limits import BodyDeadline, OneRequestPerConnection
 from gateway.metrics import GatewayMetrics
+from gateway.reader_auth import ReaderAuth
 from gateway.reaper import run_reaper
 from gateway.redirects import RedirectsToPublicOrigin
 from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
 from gateway.turns import TurnStarter
 from shared import keys
+from shared.db.database import Database, DatabaseUnavailable
 from shared.jobs import job_deserializer, job_serializer
 from shared.protocol import safe_error_parts
 from shared.rate_limit import RateLimiter
@@ -66,17 +70,22 @@ def create_app(settings: Settings) -> FastAPI:
         redis = build_redis(settings)
         relay = TurnRelay(settings.effective_redis_url, redis)
         await relay.start()
+        database = Database(settings)
+        database.start()  # migrates in the background; chat does not wait for it
+        owners = ConversationOwners(redis, database, settings.conversation_ttl_s)
         app.state.services = GatewayServices(
             settings=settings,
             redis=redis,
             relay=relay,
-            turns=TurnStarter(redis, settings),
+            turns=TurnStarter(redis, settings, owners),
             ask_limiter=RateLimiter(redis, "asks", settings.asks_per_minute_per_client),
             admin_failures=RateLimiter(
                 redis, "admin_failures", settings.admin_failures_per_minute_per_client, burst=ADMIN_FAILURE_BURST
             ),
             sockets=SocketCounter(settings.max_sockets_per_client),
             metrics=GatewayMetrics(relay),
+            database=database,
+            readers=ReaderAuth(database),
         )
         stop_reaper = asyncio.Event()
         reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events, stop_reaper), name="reaper")
@@ -92,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
             if not reaper.done():
                 reaper.cancel()
             await relay.stop()
+            await database.close()
             await redis.aclose(close_connection_pool=True)
 
     # /docs with Swagger UI's files served from the package (FastAPI's self-hosted docs recipe): no CDN.
@@ -108,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["Content-Type", "Authorization"],
     )
     app.add_middleware(BodyDeadline, timeout_s=settings.http_request_timeout_s)
@@ -119,4 +129,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chat_socket.router)
     app.include_router(pages.router)
     app.include_router(admin_routes.router, max_body_size=settings.max_request_body_bytes)
+    app.include_router(history_routes.router, max_body_size=settings.max_request_body_bytes)
+    app.include_router(admin_history_routes.router)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     return app
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """History needs the database; chat does not. A request that cannot reach it is told so, with no detail."""
+    logger.warning("database unavailable for a request: %s", type(exc).__name__)
+    return JSONResponse(
+        {"error": {"code": "unavailable", "message": "history is temporarily unavailable; try again shortly"}},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
+import langcodes
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 # Ids the service generates are 32 hex characters; anything else a client sends is refused before it
@@ -22,6 +23,10 @@ EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 # range makes Redis refuse the whole read it is part of (the relay's one XREAD serves every socket).
 STREAM_ID_PART_MAX = 2**64 - 1
 MAX_ERROR_MESSAGE_CHARS = 200
+# The shape of a BCP 47 tag ("ur", "en-GB", "zh-Hant-TW"); langcodes then checks that its parts exist.
+LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,6}$"
+
+ReaderLevel = Literal["beginner", "intermediate", "advanced"]
 
 
 class ErrorCode(enum.StrEnum):
@@ -36,6 +41,8 @@ class ErrorCode(enum.StrEnum):
     WORKER_LOST = "worker_lost"  # the worker running the turn died
     UNAVAILABLE = "unavailable"  # Redis or the knowledge base cannot be reached
     INTERNAL = "internal"  # a bug: logged with details server-side, never sent
+    UNAUTHORIZED = "unauthorized"  # a reader token or id token that is not valid (or none where one is needed)
+    NOT_FOUND = "not_found"  # no such conversation or turn among the reader's own
 
 
 class _Frame(BaseModel):
@@ -53,6 +60,19 @@ class AskFrame(_Frame):
     question: Annotated[str, Field(min_length=1)]
     conversation_id: Annotated[str | None, Field(pattern=CONVERSATION_ID_PATTERN)] = None
     selected_text: str | None = None
+    language: Annotated[str | None, Field(pattern=LANGUAGE_TAG_PATTERN, max_length=35)] = None
+    """The reader's language as a BCP 47 tag; overrides the language detected from the question."""
+    level: ReaderLevel | None = None
+    """How much the reader knows already; the Cohere path adapts its explanation to it."""
+
+    @field_validator("language")
+    @classmethod
+    def _language_is_bcp47(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not langcodes.tag_is_valid(value):
+            raise ValueError("language is not a valid BCP 47 tag")
+        return str(langcodes.standardize_tag(value))
 
     @field_validator("question")
     @classmethod
@@ -94,8 +114,46 @@ class ResumeFrame(_Frame):
         return value
 
 
-ClientFrame = Annotated[AskFrame | CancelFrame | ResumeFrame, Field(discriminator="type")]
-client_frame_adapter: TypeAdapter[AskFrame | CancelFrame | ResumeFrame] = TypeAdapter(ClientFrame)
+class HelloFrame(_Frame):
+    """Who is asking: a reader token from ``POST /api/readers`` (or an earlier ``welcome``), a signed-in
+    reader's id token, or neither (a new reader is created)."""
+
+    type: Literal["hello"]
+    reader_token: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+    id_token: Annotated[str | None, Field(min_length=1, max_length=16_384)] = None
+
+
+MAX_COMMENT_CHARS = 2000
+
+
+class FeedbackFields(BaseModel):
+    """A reader's rating of an answer (the socket's ``feedback`` frame and ``PUT /api/turns/{id}/feedback``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rating: Literal["up", "down"]
+    reason: Literal["wrong", "not_in_book", "unclear", "other"] | None = None
+    comment: str | None = Field(None, description=f"At most {MAX_COMMENT_CHARS} characters.")
+
+    @field_validator("comment")
+    @classmethod
+    def _comment_fits(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if len(value.strip()) > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS} characters")
+        return value.strip()
+
+
+class FeedbackFrame(FeedbackFields, _Frame):
+    type: Literal["feedback"]
+    turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)]
+
+
+ClientFrame = Annotated[AskFrame | CancelFrame | ResumeFrame | HelloFrame | FeedbackFrame, Field(discriminator="type")]
+client_frame_adapter: TypeAdapter[AskFrame | CancelFrame | ResumeFrame | HelloFrame | FeedbackFrame] = TypeAdapter(
+    ClientFrame
+)
 
 
 # --- server events -------------------------------------------------------------------------------
@@ -152,6 +210,10 @@ class DoneEvent(_Event):
     turn_id: str
     answer: str
     provider: Literal["cohere", "offline"]
+    grounded: bool = True
+    """False when the answer is not drawn from the book: "the book does not cover that", or small talk."""
+    suggestions: list[str] = Field(default_factory=list)
+    """Up to 3 follow-up questions from the headings near the sections the answer drew on."""
 
 
 class ErrorEvent(_Event):
@@ -170,6 +232,24 @@ server_event_adapter: TypeAdapter[
 ] = TypeAdapter(ServerEvent)
 
 TERMINAL_TYPES = frozenset({"done", "error"})
+
+
+class WelcomeEvent(BaseModel):
+    """The answer to ``hello`` (not a turn event): whose the socket's asks are; ``reader_token`` only when
+    the hello created the reader (keep it: it is shown once)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["welcome"] = "welcome"
+    reader_id: str
+    reader_token: str | None = None
+
+
+class FeedbackSavedEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["feedback_saved"] = "feedback_saved"
+    turn_id: str
 
 
 def is_terminal(event: BaseModel) -> bool:
