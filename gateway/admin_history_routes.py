@@ -36,6 +36,7 @@ CSV_COLUMNS = [
 ]
 _COMMON: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or wrong admin token"},
+    429: {"description": "Too many failed attempts from this address"},
     404: {"description": "Admin API off (ADMIN_TOKEN unset)"},
     503: {"description": "The database is unavailable"},
 }

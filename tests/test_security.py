@@ -248,12 +248,9 @@ async def test_ready_shows_details_only_to_the_admin(make_settings: SettingsFact
         public = await http.get("/ready")
         admin = await http.get("/ready", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert public.status_code == admin.status_code == 200
-    assert public.json() == {
-        "status": "ready",
-        "failing": [],
-        "checks": {name: {"ok": True} for name in ("redis", "relay", "worker", "collection")},
-        "explanation": None,
-    }
+    body = public.json()
+    assert body["status"] == "ready" and {"redis", "relay", "worker", "collection"} <= set(body["checks"])
+    assert all(check == {"ok": True} for check in body["checks"].values()), body["checks"]
     assert str(settings.data_dir) not in public.text
     assert str(settings.data_dir) in admin.json()["checks"]["collection"]["detail"], "the store's path, for the admin"
 
