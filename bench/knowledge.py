@@ -5,7 +5,7 @@
    keyword-only; then the same chunks with 1,024-dimension dense vectors supplied (as from the embedding
    cache), to show what dense vectors cost the embedded store. Phases are also timed one by one.
 2. Retrieval latency as the worker sees it: ``KnowledgeStore.search`` awaited on the worker's event loop
-   (worker/runtime/starts_first_loop.py), through the store's one Qdrant thread, for the evaluation questions,
+   (uvloop, as ``python -m worker`` runs), through the store's one Qdrant thread, for the evaluation questions,
    keyword-only and hybrid (dense + BM25, RRF), at the books' size and padded to 2,000 chunks; one query at
    a time and eight in flight at once.
 
@@ -29,13 +29,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import uvloop
 import yaml
 
 from shared.settings import Settings
 from worker.knowledge.indexing import IndexBuild
 from worker.knowledge.markdown_chunks import Chunk, chunk_book
 from worker.knowledge.store import KnowledgeStore
-from worker.runtime.starts_first_loop import StartsFirstEventLoop
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="times each evaluation question is asked")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-    with asyncio.Runner(loop_factory=StartsFirstEventLoop) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         results = runner.run(main_async(args))
     text = json.dumps(results, indent=2)
     sys.stdout.write(text + "\n")

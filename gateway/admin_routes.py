@@ -12,14 +12,13 @@ import hmac
 import time
 from typing import Annotated, Any, Literal
 
-from arq.constants import abort_jobs_ss
-from arq.utils import timestamp_ms
 from fastapi import APIRouter, Depends, Path, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.services import GatewayServices, ServicesDep
+from gateway.turns import abort_job
 from shared import keys
 from shared.jobs import ReindexMode
 from shared.reindex import (
@@ -174,10 +173,7 @@ async def cancel_reindex(job_id: JobId, services: ServicesDep, credentials: Cred
             status.HTTP_409_CONFLICT,
             AdminError(code="already_finished", message=f"the re-index already {progress.status}", job_id=job_id),
         )
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zadd(abort_jobs_ss, {job_id: timestamp_ms()})
-        pipe.publish(keys.WAKE_CHANNEL, b"abort")
-        await pipe.execute()
+    await abort_job(redis, job_id)
     if progress.status == "queued":
         # arq drops an aborted job before it starts, so nobody else would record the end or free the lock
         progress.status, progress.stage, progress.finished_at = "failed", "done", time.time()

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import ConnectionPool
 
 from gateway import admin_routes, chat_socket, http_routes, pages
 from gateway.clients import SocketCounter
@@ -21,7 +22,6 @@ from gateway.turns import TurnStarter
 from shared import keys
 from shared.jobs import job_deserializer, job_serializer
 from shared.rate_limit import RateLimiter
-from shared.redis_connections import connection_pool
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,9 @@ REAPER_STOP_S = 2.0
 def build_redis(settings: Settings) -> ArqRedis:
     """One pooled client for everything but the relay's blocking read. Connections are made lazily, so
     the gateway starts (and answers /health, and /ready with 503) even while Redis is still starting."""
-    pool = connection_pool(
-        settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
-    )
+    # No socket_timeout: with one, redis-py 5 sends each command under asyncio.wait_for, which on Python 3.11
+    # can lose a cancellation (a socket's tasks then outlive it). Waits that need a limit use asyncio.timeout.
+    pool = ConnectionPool.from_url(settings.effective_redis_url, socket_connect_timeout=2, health_check_interval=30)
     return ArqRedis(
         connection_pool=pool,
         job_serializer=job_serializer,

@@ -70,7 +70,7 @@ class GatewayMetrics:
             beats = await worker_heartbeats(redis)
             self.workers_alive.set(len(beats))
             self.worker_jobs.set(sum(beat.jobs_running for beat in beats))
-            self.turns_pending.set(await redis.zcard(keys.QUEUE_NAME))
+            self.turns_pending.set(await redis.zcard(keys.PENDING_TURNS))
         else:
             self.workers_alive.set(0)
         return generate_latest(self.registry)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -41,14 +40,10 @@ async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
                 code=ErrorCode.WORKER_LOST,
                 message="the worker answering this question stopped; please ask again",
             )
+            # arq does not run the job again: a turn's job has one try (worker/runtime/arq_worker.py).
             with contextlib.suppress(TurnStreamLost):
                 if await events.append(turn_id, [error]) is not None:
                     ended += 1
-            # The job must not be picked up again when arq's in-progress marker expires.
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(keys.QUEUE_NAME, turn_id)
-                pipe.delete(job_key_prefix + turn_id, in_progress_key_prefix + turn_id, retry_key_prefix + turn_id)
-                await pipe.execute()
         async with redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.worker_turns(worker_id))
             pipe.srem(keys.WORKERS_WITH_TURNS, worker_id)

@@ -25,7 +25,6 @@ from redis.exceptions import RedisError, ResponseError
 
 from shared import keys
 from shared.protocol import ErrorCode, ErrorEvent
-from shared.redis_connections import redis_client
 from shared.turn_events import is_terminal_type
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class TurnRelay:
     def __init__(self, redis_url: str, writer: Redis, *, block_ms: int = 5_000, batch: int = 500) -> None:
         # The reader blocks for block_ms at a time, so it gets a connection of its own with no socket
         # timeout shorter than that; everything else goes through the shared pool (``writer``).
-        self._reader: Redis = redis_client(
+        self._reader: Redis = Redis.from_url(
             redis_url, socket_timeout=None, socket_connect_timeout=5, single_connection_client=True
         )
         self._writer = writer

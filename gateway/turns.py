@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
+from arq.jobs import Job
 
 from shared import keys
-from shared.jobs import RUN_TURN, TurnJob, job_serializer
+from shared.jobs import RUN_TURN, TurnJob, job_deserializer
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, event_payload
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter, TurnStreamLost
@@ -20,6 +19,22 @@ from shared.turn_events import TurnEventWriter, TurnStreamLost
 logger = logging.getLogger(__name__)
 
 BUSY_RETRY_AFTER_S = 5.0
+# A pending turn normally leaves the set with its terminal event; this is for one whose end was lost.
+PENDING_LAPSE_S = 60.0
+
+# The bound on pending turns and the ``accepted`` event in one atomic step, on our own keys: two gateways
+# can never both take the last place, and the stream exists before any event of the worker's.
+_ACCEPT = """
+-- KEYS[1] the pending turns (score: when an entry lapses, ms), KEYS[2] the turn's event stream.
+-- ARGV[1] most pending turns, ARGV[2] now (ms), ARGV[3] when this entry lapses (ms), ARGV[4] the turn id,
+-- ARGV[5] the stream's TTL (s), ARGV[6] the accepted event's JSON. Returns 'ok' or 'busy'.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'busy' end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('XADD', KEYS[2], '*', 't', 'accepted', 'e', ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 'ok'
+"""
 
 
 class TurnNotAccepted(Exception):
@@ -28,76 +43,33 @@ class TurnNotAccepted(Exception):
         self.error = error
 
 
-# Starting a turn, in one round trip: what ``ArqRedis.enqueue_job`` writes (the job under arq's key, with its
-# expiry, and its id in the queue, refused if the id exists), preceded by the bound on pending turns and the
-# turn's stream with its ``accepted`` event, and followed by the id on the intake list, where a waiting worker
-# takes it at once (worker/runtime/wakeable_worker.py). Done as separate calls it was six sequential round trips
-# (ZCARD, the append script, WATCH/EXISTS/MULTI-EXEC, PUBLISH), each waiting for a busy gateway and a busy
-# Redis before the worker even heard of the turn.
-_START_TURN = """
--- KEYS[1] the queue, KEYS[2] the job's key, KEYS[3] its result key, KEYS[4] the turn's event stream,
--- KEYS[5] the intake list. ARGV[1] most pending turns, ARGV[2] the serialized job, ARGV[3] its expiry (ms),
--- ARGV[4] its score (enqueue time, ms), ARGV[5] the turn id, ARGV[6] the stream's TTL (s), ARGV[7] the
--- accepted event's JSON. Returns 'ok', 'busy' or 'exists'.
-local most = tonumber(ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= most then return 'busy' end
-if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 'exists' end
-redis.call('XADD', KEYS[4], '*', 't', 'accepted', 'e', ARGV[7])
-redis.call('EXPIRE', KEYS[4], ARGV[6])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[5])
--- with no worker popping, keep only as many ids as there can be pending turns (the rest are in the queue)
-if redis.call('RPUSH', KEYS[5], ARGV[5]) > most then redis.call('LTRIM', KEYS[5], -most, -1) end
-return 'ok'
-"""
-
-
 class TurnStarter:
     def __init__(self, redis: ArqRedis, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
         self.events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
-        self._start_script = redis.register_script(_START_TURN)
+        self._accept = redis.register_script(_ACCEPT)
 
     async def start(self, ask: AskFrame) -> AcceptedEvent:
-        """Record ``accepted`` in the turn's stream, enqueue the job and wake a worker.
-
-        ``accepted`` is written first so the stream exists (and can be resumed) before any worker event;
-        the job id is the turn id, so a duplicate enqueue of the same turn is impossible.
-        """
+        """Record ``accepted`` in the turn's stream (within the bound on pending turns), then enqueue the job
+        with arq, its id the turn's id."""
         received = time.time()
         turn_id = uuid.uuid4().hex
         conversation_id = ask.conversation_id or uuid.uuid4().hex
         accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
-        job = TurnJob(
-            turn_id=turn_id,
-            conversation_id=conversation_id,
-            question=ask.question,
-            selected_text=ask.selected_text,
-            enqueued_at=received,
-        )
-        enqueue_ms = timestamp_ms()
-        outcome = await self._start_script(
-            keys=[
-                keys.QUEUE_NAME,
-                job_key_prefix + turn_id,
-                result_key_prefix + turn_id,
-                keys.turn_events(turn_id),
-                keys.TURN_INTAKE,
-            ],
+        now_ms = int(received * 1000)
+        outcome = await self._accept(
+            keys=[keys.PENDING_TURNS, keys.turn_events(turn_id)],
             args=[
                 self._settings.max_pending_turns,
-                serialize_job(
-                    RUN_TURN, (job.model_dump(mode="json"),), {}, None, enqueue_ms, serializer=job_serializer
-                ),
-                int(self._settings.turn_timeout_s * 1000),
-                enqueue_ms,
+                now_ms,
+                now_ms + int((self._settings.turn_timeout_s + PENDING_LAPSE_S) * 1000),
                 turn_id,
                 self._settings.turn_events_ttl_s,
                 event_payload(accepted),
             ],
         )
-        if outcome == b"busy":
+        if outcome != b"ok":
             # Refuse at once rather than queue an answer that would arrive too late to matter.
             raise TurnNotAccepted(
                 ErrorEvent(
@@ -107,15 +79,36 @@ class TurnStarter:
                     retry_after=BUSY_RETRY_AFTER_S,
                 )
             )
-        if outcome != b"ok":  # the id existed (a uuid4 collision): refuse rather than run twice
+        job = TurnJob(
+            turn_id=turn_id,
+            conversation_id=conversation_id,
+            question=ask.question,
+            selected_text=ask.selected_text,
+            enqueued_at=received,
+        )
+        try:
+            enqueued = await self._redis.enqueue_job(
+                RUN_TURN, job.model_dump(mode="json"), _job_id=turn_id, _expires=self._settings.turn_timeout_s
+            )
+        except BaseException:
+            await self._end_unqueued(turn_id)
+            raise
+        if enqueued is None:  # the id existed (a uuid4 collision): refuse rather than run twice
+            await self._end_unqueued(turn_id)
             raise TurnNotAccepted(ErrorEvent(turn_id=None, code=ErrorCode.INTERNAL, message="the turn could not start"))
         return accepted
+
+    async def _end_unqueued(self, turn_id: str) -> None:
+        """A turn accepted but never queued: its stream ends (and it leaves the pending set) here."""
+        error = ErrorEvent(turn_id=turn_id, code=ErrorCode.INTERNAL, message="the turn could not start")
+        with contextlib.suppress(Exception):
+            await self.events.append(turn_id, [error])
 
     async def exists(self, turn_id: str) -> bool:
         return bool(await self._redis.exists(keys.turn_events(turn_id)))
 
     async def cancel(self, turn_id: str, message: str = "the turn was cancelled") -> bool:
-        """End the turn with ``cancelled`` (unless it already ended) and stop its job.
+        """End the turn with ``cancelled`` (unless it already ended) and abort its job.
 
         The terminal event is written here, not left to the worker, so the client gets its answer at
         once even when the job has not started yet (arq then never runs it) or its worker is gone.
@@ -126,9 +119,13 @@ class TurnStarter:
             )
         except TurnStreamLost:
             ended = None
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(abort_jobs_ss, {turn_id: timestamp_ms()})
-            pipe.publish(keys.WAKE_CHANNEL, b"abort")
-            await pipe.execute()
+        await abort_job(self._redis, turn_id)
         logger.info("turn %s cancelled (%s)", turn_id, "ended now" if ended else "had already ended")
         return ended is not None
+
+
+async def abort_job(redis: ArqRedis, job_id: str) -> None:
+    """Ask arq to abort a job (its worker cancels it at its next poll), without waiting for the outcome."""
+    with contextlib.suppress(TimeoutError):
+        job = Job(job_id, redis, _queue_name=keys.QUEUE_NAME, _deserializer=job_deserializer)
+        await job.abort(timeout=0, poll_delay=0)

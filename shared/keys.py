@@ -13,15 +13,10 @@ PREFIX = "tutor"
 # the same Redis never picks up our jobs.
 QUEUE_NAME = f"{PREFIX}:queue"
 
-# Pub/sub channel that wakes the workers' arq poll at once for what does not come through the intake list:
-# aborts and re-index jobs (turns a worker gives back go back on the intake list). arq polls Redis every
-# poll_delay seconds; the poll stays (every 0.5 s) as a safety net if a wake-up is ever missed.
-WAKE_CHANNEL = f"{PREFIX}:wake"
-
-# List of turn job ids, pushed by the gateway in the same call that enqueues the job. Idle workers wait on it
-# in a blocking pop, so Redis hands each new turn to exactly one of them at once (no pub/sub round, no poll).
-# The job is in arq's queue as well: an id lost from this list is still found by arq's poll.
-TURN_INTAKE = f"{PREFIX}:intake"
+# Sorted set of the turns accepted and not yet ended (queued or running), the bound MAX_PENDING_TURNS is
+# checked against. A turn leaves it with its terminal event; the score (when the entry lapses, ms) clears
+# one whose end was lost. Ours, not arq's queue, so the gateway reads nothing of arq's.
+PENDING_TURNS = f"{PREFIX}:pending"
 
 # Prefix of each worker's heartbeat key (JSON status, short TTL). The gateway's /ready reads these:
 # the gateway must not open Qdrant itself, so the worker reports whether the collection exists.
@@ -49,12 +44,6 @@ def gateway_wake(gateway_id: str) -> str:
     """Stream that one gateway's relay includes in its blocking XREAD, so a new subscription can
     interrupt the read at once without closing the connection."""
     return f"{PREFIX}:gateway:{gateway_id}:wake"
-
-
-def intake_held(intake_id: str) -> str:
-    """One worker's list that its blocking pop moves a new turn's id to, emptied by the claim Redis runs right
-    after that pop (worker/runtime/job_claims.py), so it holds an id only between the two."""
-    return f"{PREFIX}:intake:held:{intake_id}"
 
 
 def worker_heartbeat(worker_id: str) -> str:

@@ -1,6 +1,6 @@
 """The Redis ACL the service needs, for a Redis shared with other software (a managed Redis).
 
-Its own keys (``shared/keys.py``'s prefix and arq's job keys), its own pub/sub channels, and the commands it
+Its own keys (``shared/keys.py``'s prefix and arq's job keys), no pub/sub channels, and the commands it
 sends, Lua scripts' included (Redis checks those against the user too). ``python -m shared.redis_acl USER``
 prints the ``ACL SETUSER`` line; ``tests/test_managed_redis.py`` runs the service under exactly these rules, so
 a key, channel or command the code starts using without adding it here fails that test.
@@ -22,7 +22,7 @@ KEY_PATTERNS: tuple[str, ...] = (
     f"{arq_keys.retry_key_prefix}*",
     arq_keys.abort_jobs_ss,
 )
-CHANNEL_PATTERNS: tuple[str, ...] = (f"{keys.PREFIX}:*",)
+CHANNEL_PATTERNS: tuple[str, ...] = ()  # the service uses no pub/sub
 
 COMMANDS: tuple[str, ...] = (
     # connection: health checks, the readiness probe, arq's start-up report, a database named in the URL
@@ -30,12 +30,13 @@ COMMANDS: tuple[str, ...] = (
     "info",
     "dbsize",
     "select",
-    # strings: claims, heartbeats, limits, progress, arq's job and result keys
+    # strings: heartbeats, limits, progress, arq's job, in-progress, retry and result keys
     "get",
     "set",
     "setex",
     "psetex",
     "incr",
+    "incrby",
     "decr",
     "exists",
     "del",
@@ -44,18 +45,15 @@ COMMANDS: tuple[str, ...] = (
     "pexpire",
     "scan",
     "time",
-    # lists: the intake, its held lists, conversation memory
+    # lists: conversation memory, benchmark timings
     "rpush",
-    "lpush",
-    "lpop",
-    "blmove",
     "lrange",
     "ltrim",
     # sets: each worker's turns, and the workers that have some
     "sadd",
     "srem",
     "smembers",
-    # sorted sets: arq's queue and aborts, the sliding-window limits
+    # sorted sets: arq's queue and aborts, the pending turns, the sliding-window limits
     "zadd",
     "zrem",
     "zscore",
@@ -73,19 +71,12 @@ COMMANDS: tuple[str, ...] = (
     "eval",
     "evalsha",
     "script|load",
-    # transactions (arq's enqueue and job claims)
+    # transactions (arq's enqueue and job claims, the re-index lock)
     "multi",
     "exec",
     "discard",
     "watch",
     "unwatch",
-    # pub/sub: waking the workers' poll
-    "publish",
-    "subscribe",
-    "unsubscribe",
-    # a worker interrupts its own intake thread's blocking pop when it stops
-    "client|id",
-    "client|unblock",
 )
 
 

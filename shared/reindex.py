@@ -153,7 +153,7 @@ async def release_lock(redis: Redis, job_id: str) -> bool:
 
 
 async def request_reindex(
-    redis: ArqRedis, *, source: str, mode: ReindexMode, trigger: ReindexTrigger, wake: bool = True
+    redis: ArqRedis, *, source: str, mode: ReindexMode, trigger: ReindexTrigger
 ) -> ReindexProgress:
     """Take the lock, record the job as queued and enqueue it; ``ReindexAlreadyRunning`` if one is running."""
     job_id = new_job_id()
@@ -172,8 +172,6 @@ async def request_reindex(
         )
         if enqueued is None:
             raise RuntimeError("the re-index job could not be enqueued")
-        if wake:
-            await redis.publish(keys.WAKE_CHANNEL, b"job")
     except BaseException as exc:
         with contextlib.suppress(Exception):
             progress.status, progress.stage, progress.finished_at = "failed", "done", time.time()

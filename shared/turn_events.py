@@ -18,15 +18,16 @@ from shared.protocol import TERMINAL_TYPES, _Event, event_payload
 
 _APPEND_SCRIPT = """
 -- Appends to one or more turns in one call (a worker writes the deltas of all its turns together).
--- KEYS: per turn, its event stream and its "ended" flag.
+-- KEYS[1] the set of pending turns (a turn leaves it with its terminal event), then per turn: its event
+-- stream and its "ended" flag.
 -- ARGV[1] TTL in seconds, ARGV[2] most events a turn may keep; then per turn: its id, '1' if this append
 -- may create the stream, the number of events n, then n (type, json) pairs.
 -- Returns per turn: the new event ids; 0 if the turn had already ended; -1 if its stream is gone.
 local ttl, max_events = ARGV[1], tonumber(ARGV[2])
 local results = {}
 local a = 3
-for t = 1, #KEYS / 2 do
-  local stream, ended = KEYS[2 * t - 1], KEYS[2 * t]
+for t = 1, (#KEYS - 1) / 2 do
+  local stream, ended = KEYS[2 * t], KEYS[2 * t + 1]
   local turn_id, create, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local first = a + 3
   a = first + 2 * n
@@ -53,6 +54,7 @@ for t = 1, #KEYS / 2 do
       room = room - 1
       if terminal then
         redis.call('SET', ended, '1', 'EX', ttl)
+        redis.call('ZREM', KEYS[1], turn_id)
         break
       end
     end
@@ -94,7 +96,7 @@ class TurnEventWriter:
     ) -> list[AppendOutcome]:
         """Append to several turns in one Redis call; one outcome per turn, in order. Each turn is checked
         and written on its own: one that has ended or lost its stream does not stop the others."""
-        script_keys: list[str] = []
+        script_keys: list[str] = [keys.PENDING_TURNS]
         args: list[str | bytes | int] = [self._ttl_s, self._max_events]
         for turn_id, events in batch:
             script_keys += [keys.turn_events(turn_id), keys.turn_ended(turn_id)]

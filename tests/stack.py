@@ -23,16 +23,16 @@ from worker.app import TutorWorker, build_worker
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, *, idle_poll_s: float = 0.5) -> AsyncIterator[TutorWorker]:
-    worker = build_worker(settings, handle_signals=False, idle_poll_s=idle_poll_s)
-    task = asyncio.create_task(worker.async_run(), name="test-worker")
+async def running_worker(settings: Settings) -> AsyncIterator[TutorWorker]:
+    worker = build_worker(settings, handle_signals=False)
+    task = asyncio.create_task(worker.arq.async_run(), name="test-worker")
     try:
         yield worker
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        await worker.arq.close()
 
 
 @contextlib.asynccontextmanager

@@ -51,7 +51,7 @@ async def test_in_process_when_no_worker_runs(make_settings: SettingsFactory, re
 
 async def test_via_the_running_worker(make_settings: SettingsFactory, redis: Redis, tmp_path: Path) -> None:
     settings = make_settings(book_source=str(SAMPLE_BOOK))
-    async with running_worker(settings, idle_poll_s=0.05) as worker:
+    async with running_worker(settings) as worker:
         await worker_ready(worker)
         screen, out = console()
         code = await run(settings, Options(mode="incremental"), screen)  # a worker runs: it does the job

@@ -76,7 +76,7 @@ async def test_first_start_is_the_same_job_and_a_requested_one_replaces_the_vers
     make_settings: SettingsFactory, arq_redis: ArqRedis, tmp_path: Path
 ) -> None:
     settings = make_settings(book_source=str(SAMPLE_BOOK))
-    async with running_worker(settings, idle_poll_s=0.05) as worker:
+    async with running_worker(settings) as worker:
         await worker_ready(worker)
         latest = (await arq_redis.get(keys.REINDEX_LATEST)).decode()
         startup = await finished(arq_redis, latest)
@@ -97,7 +97,7 @@ async def test_first_start_is_the_same_job_and_a_requested_one_replaces_the_vers
 async def test_a_job_for_a_missing_source_fails_and_frees_the_lock(
     make_settings: SettingsFactory, arq_redis: ArqRedis, tmp_path: Path
 ) -> None:
-    async with running_worker(make_settings(), idle_poll_s=0.05) as worker:
+    async with running_worker(make_settings()) as worker:
         await worker_ready(worker)
         queued = await request_reindex(arq_redis, source=str(tmp_path / "nowhere"), mode="full", trigger="api")
         failed = await finished(arq_redis, queued.job_id)
@@ -106,7 +106,7 @@ async def test_a_job_for_a_missing_source_fails_and_frees_the_lock(
 
 
 async def test_a_job_whose_lock_another_holds_does_not_run(make_settings: SettingsFactory, arq_redis: ArqRedis) -> None:
-    async with running_worker(make_settings(), idle_poll_s=0.05) as worker:
+    async with running_worker(make_settings()) as worker:
         await worker_ready(worker)
         queued = await request_reindex(arq_redis, source=str(SAMPLE_BOOK), mode="full", trigger="api")
         # the lease ran out (say the job sat in the queue too long) and someone else took the lock
@@ -118,7 +118,7 @@ async def test_a_job_whose_lock_another_holds_does_not_run(make_settings: Settin
 
 async def test_the_schedule_queues_incremental_jobs(make_settings: SettingsFactory, arq_redis: ArqRedis) -> None:
     settings = make_settings(book_source=str(SAMPLE_BOOK), reindex_every_s=0.2)
-    async with running_worker(settings, idle_poll_s=0.05) as worker:
+    async with running_worker(settings) as worker:
         await worker_ready(worker)
         deadline = time.monotonic() + FINISH_TIMEOUT_S
         scheduled: ReindexProgress | None = None

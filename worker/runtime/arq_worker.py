@@ -1,0 +1,79 @@
+"""arq's ``Worker`` as this service runs it: its jobs, its queue, JSON jobs, how often it polls, and shutdown."""
+
+from __future__ import annotations
+
+from arq import func
+from arq.connections import ArqRedis
+from arq.typing import StartupShutdown
+from arq.worker import Worker
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+
+from shared import keys
+from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
+from shared.reindex import JOB_TIMEOUT_S
+from shared.settings import Settings
+from worker.reindex.job import run_reindex
+from worker.turns.turn import run_turn
+
+# How often arq looks at the queue (one ZRANGEBYSCORE and one read of the aborted jobs). A new turn waits
+# for the next look, 10 ms on average: small beside the 300 ms or more a model takes to its first token.
+POLL_DELAY_S = 0.02
+
+# arq's commands ride out a Redis restart (about 40 s of retries), so the poll picks up again by itself
+# instead of ending the process. The turns' event writes do not retry (worker/runtime/startup.py).
+REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=40)
+
+
+def arq_redis(settings: Settings) -> ArqRedis:
+    # No socket_timeout (here and on the worker's other clients): with one, redis-py 5 sends each command under
+    # asyncio.wait_for, which on Python 3.11 can lose a cancellation, and the worker's stop then hangs. A dead
+    # Redis still fails a read at once; a wait that needs a limit gets one from asyncio.timeout.
+    pool = ConnectionPool.from_url(
+        settings.effective_redis_url,
+        socket_connect_timeout=2,
+        retry=REDIS_RETRY,
+        retry_on_error=[ConnectionError, TimeoutError, OSError],
+    )
+    return ArqRedis(
+        connection_pool=pool,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        default_queue_name=keys.QUEUE_NAME,
+    )
+
+
+def arq_worker(
+    settings: Settings,
+    *,
+    on_startup: StartupShutdown,
+    on_shutdown: StartupShutdown,
+    burst: bool,
+    handle_signals: bool,
+    poll_delay_s: float,
+) -> Worker:
+    return Worker(
+        functions=[
+            # One try: a turn whose worker died has already ended with worker_lost (gateway/reaper.py).
+            func(run_turn, name=RUN_TURN, max_tries=1, timeout=settings.turn_timeout_s + 10),
+            func(run_reindex, name=REINDEX, max_tries=1, timeout=JOB_TIMEOUT_S),
+        ],
+        redis_pool=arq_redis(settings),
+        queue_name=keys.QUEUE_NAME,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        max_jobs=settings.worker_max_jobs,
+        allow_abort_jobs=True,
+        keep_result=0,
+        burst=burst,
+        handle_signals=handle_signals and not burst,
+        poll_delay=poll_delay_s,
+        health_check_interval=10,
+        # On SIGTERM: take no new jobs, let those in flight finish for a while, then cancel them (a turn
+        # then ends with a clear error; see worker/turns/turn.py).
+        job_completion_wait=int(settings.shutdown_grace_s),
+    )
