@@ -11,17 +11,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 import websockets
 from redis.asyncio import Redis
 
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import running_fake_cohere
-from shared import keys
 from shared.settings import Settings
 from tests.conftest import SettingsFactory, free_port
-from tests.replicas import ServiceProcess, haproxy, service_processes
+from tests.replicas import ServiceProcess, haproxy, service_processes, stream_entries
 from tests.stack import ChatClient, Turn, chat
 
 ACCEPTED = '"WebSocket /ws/chat" [accepted]'
@@ -55,12 +53,6 @@ async def replicas(cohere_settings: SettingsFactory, **overrides: Any) -> AsyncI
     worker = ServiceProcess("worker", base)
     async with service_processes(worker, *gateways), haproxy(free_port(), ports) as url:
         yield Replicas(url, gateways, worker, base)
-
-
-async def stream_entries(redis: Redis, turn_id: str) -> list[dict[str, Any]]:
-    """The turn's events as Redis holds them (what every reader must receive exactly once)."""
-    entries = await redis.xrange(keys.turn_events(turn_id))
-    return [{**orjson.loads(fields[b"e"]), "id": entry_id.decode()} for entry_id, fields in entries]
 
 
 @pytest.fixture
