@@ -11,8 +11,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: run test lint format typecheck bench lock system-deps clean reindex eval bench-knowledge image-test hadolint
 
 # System packages: redis-server is the embedded queue and event bus; haproxy balances the gateway replicas
-# in tests/test_replicas.py (deploy/haproxy.cfg); chromium (Debian's, driven by
-# Playwright; no browser downloads) runs the browser tests in tests/browser.
+# in tests/test_replicas.py (deploy/haproxy.cfg); chromium (Debian's, driven by Playwright; no browser
+# downloads) runs the browser tests in tests/browser; postgresql and pgbouncer (in transaction mode, as
+# Neon's pooler) are started by the tests to run the history on a real server.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server"; \
@@ -23,6 +24,12 @@ system-deps:
 	@test -x /usr/bin/chromium || { \
 	  echo "installing chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+	  echo "installing pgbouncer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; }
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

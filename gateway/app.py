@@ -8,18 +8,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from redis.asyncio import ConnectionPool
+from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import admin_routes, chat_socket, http_routes, pages
+from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
 from gateway.clients import SocketCounter
+from gateway.conversation_owners import ConversationOwners
 from gateway.metrics import GatewayMetrics
+from gateway.reader_auth import ReaderAuth
 from gateway.reaper import run_reaper
 from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
 from gateway.turns import TurnStarter
 from shared import keys
+from shared.db.database import Database, DatabaseUnavailable
 from shared.jobs import job_deserializer, job_serializer
 from shared.rate_limit import RateLimiter
 from shared.settings import Settings
@@ -49,14 +54,19 @@ def create_app(settings: Settings) -> FastAPI:
         redis = build_redis(settings)
         relay = TurnRelay(settings.effective_redis_url, redis)
         await relay.start()
+        database = Database(settings)
+        database.start()  # migrates in the background; chat does not wait for it
+        owners = ConversationOwners(redis, database, settings.conversation_ttl_s)
         app.state.services = GatewayServices(
             settings=settings,
             redis=redis,
             relay=relay,
-            turns=TurnStarter(redis, settings),
+            turns=TurnStarter(redis, settings, owners),
             ask_limiter=RateLimiter(redis, "asks", settings.asks_per_minute_per_client),
             sockets=SocketCounter(settings.max_sockets_per_client),
             metrics=GatewayMetrics(relay),
+            database=database,
+            readers=ReaderAuth(database),
         )
         stop_reaper = asyncio.Event()
         reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events, stop_reaper), name="reaper")
@@ -72,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
             if not reaper.done():
                 reaper.cancel()
             await relay.stop()
+            await database.close()
             await redis.aclose(close_connection_pool=True)
 
     app = FastAPI(
@@ -85,11 +96,25 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["Content-Type", "Authorization"],
     )
     app.include_router(http_routes.router)
     app.include_router(chat_socket.router)
     app.include_router(pages.router)
     app.include_router(admin_routes.router)
+    app.include_router(history_routes.router)
+    app.include_router(admin_history_routes.router)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     return app
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """History needs the database; chat does not. A request that cannot reach it is told so, with no detail."""
+    logger.warning("database unavailable for a request: %s", type(exc).__name__)
+    return JSONResponse(
+        {"error": {"code": "unavailable", "message": "history is temporarily unavailable; try again shortly"}},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )

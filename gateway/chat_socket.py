@@ -16,18 +16,26 @@ from collections.abc import Callable
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from gateway.clients import client_address, origin_allowed
 from gateway.frame_budget import TokenBucket
+from gateway.reader_auth import InvalidCredentials
 from gateway.services import GatewayServices, ServicesDep
 from gateway.turns import TurnNotAccepted
+from shared.db.database import DatabaseUnavailable
+from shared.db.feedback import save_feedback
 from shared.protocol import (
     AskFrame,
     CancelFrame,
     ErrorCode,
     ErrorEvent,
+    FeedbackFrame,
+    FeedbackSavedEvent,
+    HelloFrame,
     ResumeFrame,
+    WelcomeEvent,
     bad_frame,
     client_frame_adapter,
     describe_validation_error,
@@ -53,6 +61,7 @@ class ChatSession:
         self.evicted = asyncio.Event()
         self.turn_tasks: dict[str, asyncio.Task[None]] = {}
         self.control_frames = TokenBucket(self.settings.resume_cancel_per_minute_per_socket, CONTROL_FRAME_BURST)
+        self.reader_id: str | None = None  # set by ``hello``; asks before it are kept under no reader
         self.limits = {
             "max_question_chars": self.settings.max_question_chars,
             "max_selected_text_chars": self.settings.max_selected_text_chars,
@@ -132,8 +141,15 @@ class ChatSession:
                 await self.cancel(frame)
             elif isinstance(frame, ResumeFrame):
                 await self.resume(frame)
+            elif isinstance(frame, HelloFrame):
+                await self.hello(frame)
+            elif isinstance(frame, FeedbackFrame):
+                await self.feedback(frame)
         except TurnNotAccepted as exc:
             self.push_event(exc.error)
+        except (DatabaseUnavailable, SQLAlchemyError) as exc:
+            logger.warning("database unavailable while handling a frame: %s", type(exc).__name__)
+            self.push_event(bad_frame("your history is temporarily unavailable", ErrorCode.UNAVAILABLE))
         except (RedisError, OSError) as exc:
             logger.warning("redis unavailable while handling a frame: %s", type(exc).__name__)
             self.push_event(bad_frame("the service is temporarily unavailable", ErrorCode.UNAVAILABLE))
@@ -145,7 +161,7 @@ class ChatSession:
             self.push_event(too_many_asks(decision.retry_after_s))
             return
         try:
-            accepted = await self.services.turns.start(frame)
+            accepted = await self.services.turns.start(frame, self.reader_id)
         except TurnNotAccepted as exc:
             self.services.metrics.asks_refused.labels(exc.error.code.value).inc()
             raise
@@ -172,6 +188,47 @@ class ChatSession:
         if previous is not None:
             previous.cancel()
         self.follow(frame.turn_id, after=frame.after)
+
+    async def hello(self, frame: HelloFrame) -> None:
+        """Say whose this socket's asks are (tokens are never logged, nor echoed back in errors)."""
+        readers = self.services.readers
+        try:
+            if frame.id_token is not None:
+                joining = None
+                if frame.reader_token is not None:  # this device's anonymous history joins the account
+                    with contextlib.suppress(InvalidCredentials):
+                        joining = await readers.by_token(frame.reader_token)
+                welcome = WelcomeEvent(reader_id=await readers.by_id_token(frame.id_token, joining))
+            elif frame.reader_token is not None:
+                welcome = WelcomeEvent(reader_id=await readers.by_token(frame.reader_token))
+            else:
+                # creating a reader writes to the database: limited per client like asks
+                decision = await self.services.ask_limiter.check(self.address)
+                if not decision.allowed:
+                    self.push_event(too_many_asks(decision.retry_after_s))
+                    return
+                created = await readers.create()
+                welcome = WelcomeEvent(reader_id=created.reader_id, reader_token=created.reader_token)
+        except InvalidCredentials:
+            self.push_event(bad_frame("the reader token or id token is not valid", ErrorCode.UNAUTHORIZED))
+            return
+        self.reader_id = welcome.reader_id
+        self.push(welcome.model_dump_json(exclude_none=True))
+
+    async def feedback(self, frame: FeedbackFrame) -> None:
+        if self.reader_id is None:
+            self.push_event(
+                ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNAUTHORIZED, message="say hello before rating")
+            )
+            return
+        sessions = await self.services.database.ready_sessions()
+        saved = await save_feedback(sessions, self.reader_id, frame.turn_id, frame)
+        if not saved:
+            self.push_event(
+                ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNKNOWN_TURN, message="no finished turn of yours")
+            )
+            return
+        self.push(FeedbackSavedEvent(turn_id=frame.turn_id).model_dump_json())
 
     def follow(self, turn_id: str, after: str | None) -> None:
         task = asyncio.create_task(self.forward_turn(turn_id, after), name=f"turn-{turn_id}")

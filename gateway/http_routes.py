@@ -91,7 +91,10 @@ async def health() -> dict[str, str]:
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep, response: Response) -> Readiness:
     readiness = await check_readiness(
-        services.redis, services.settings.qdrant_collection, relay_failing=services.relay.failing
+        services.redis,
+        services.settings.qdrant_collection,
+        relay_failing=services.relay.failing,
+        database=services.database,
     )
     if readiness.failing:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -1,4 +1,7 @@
-"""``/ready``: Redis answers, this process's relay reads, a worker is alive, and its collection exists."""
+"""``/ready``: Redis answers, this process's relay reads, a worker is alive, and its collection exists.
+
+The database is checked and shown too, with the number of finished turns waiting for it, but it does not
+make the service unready: chat answers without it, and the history waits in Redis until it is back."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
+from shared.db.database import Database
 from shared.health import IndexingFailure, WorkerHeartbeat
+from shared.history import waiting_records
 
 
 class Check(BaseModel):
@@ -22,6 +27,10 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     failing: list[str]
     checks: dict[str, Check]
+    degraded: list[str] = []
+    """Checks that fail without stopping chat (the database)."""
+    history_waiting: int | None = None
+    """Finished turns queued in Redis for the database (None when Redis cannot say)."""
     explanation: str | None = None
     """While the first indexing of the book keeps failing: what failed and what to change, in one line."""
 
@@ -50,7 +59,12 @@ async def indexing_failure(redis: Redis) -> IndexingFailure | None:
 
 
 async def check_readiness(
-    redis: Redis, collection: str, timeout_s: float = 2.0, *, relay_failing: bool = False
+    redis: Redis,
+    collection: str,
+    timeout_s: float = 2.0,
+    *,
+    relay_failing: bool = False,
+    database: Database | None = None,
 ) -> Readiness:
     checks: dict[str, Check] = {}
     beats: list[WorkerHeartbeat] = []
@@ -86,8 +100,25 @@ async def check_readiness(
             beat = beats[0]
             why = beat.qdrant_error or "the collection does not exist yet (indexing?)"
             checks["collection"] = Check(ok=False, detail=f"'{collection}' at {beat.qdrant_location}: {why}")
-    failing = [name for name, check in checks.items() if not check.ok]
-    explanation = failure.line if failure is not None and "collection" in failing else None
+    failing = [name for name, check in checks.items() if not check.ok]  # before the database's check
+    degraded: list[str] = []
+    waiting: int | None = None
+    if database is not None:
+        problem = await database.ping()
+        checks["database"] = Check(ok=problem is None, detail=problem or f"answers ({database.backend})")
+        if problem is not None:
+            degraded.append("database")
+        if checks["redis"].ok:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    waiting = await waiting_records(redis)
+            except (RedisError, OSError, TimeoutError):
+                waiting = None
     return Readiness(
-        status="not_ready" if failing else "ready", failing=failing, checks=checks, explanation=explanation
+        status="not_ready" if failing else "ready",
+        failing=failing,
+        checks=checks,
+        degraded=degraded,
+        history_waiting=waiting,
+        explanation=failure.line if failure is not None and "collection" in failing else None,
     )

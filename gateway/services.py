@@ -12,8 +12,10 @@ from starlette.requests import HTTPConnection
 
 from gateway.clients import SocketCounter
 from gateway.metrics import GatewayMetrics
+from gateway.reader_auth import ReaderAuth
 from gateway.relay import TurnRelay
 from gateway.turns import TurnStarter
+from shared.db.database import Database
 from shared.rate_limit import RateLimiter
 from shared.settings import Settings
 
@@ -27,6 +29,8 @@ class GatewayServices:
     ask_limiter: RateLimiter
     sockets: SocketCounter
     metrics: GatewayMetrics
+    database: Database
+    readers: ReaderAuth
     abandoned: set[asyncio.Task[None]] = field(default_factory=set)
     """Pending cancels of turns whose socket closed; dropped on shutdown, so that a restart (after which
     clients resume through the new process) does not cancel them."""

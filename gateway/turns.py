@@ -10,6 +10,7 @@ import uuid
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
+from gateway.conversation_owners import ConversationOwners
 from shared import keys
 from shared.jobs import RUN_TURN, TurnJob, job_deserializer
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, event_payload
@@ -44,18 +45,24 @@ class TurnNotAccepted(Exception):
 
 
 class TurnStarter:
-    def __init__(self, redis: ArqRedis, settings: Settings) -> None:
+    def __init__(self, redis: ArqRedis, settings: Settings, owners: ConversationOwners | None = None) -> None:
         self._redis = redis
         self._settings = settings
+        self._owners = owners
         self.events = TurnEventWriter(redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
         self._accept = redis.register_script(_ACCEPT)
 
-    async def start(self, ask: AskFrame) -> AcceptedEvent:
+    async def start(self, ask: AskFrame, reader_id: str | None = None) -> AcceptedEvent:
         """Record ``accepted`` in the turn's stream (within the bound on pending turns), then enqueue the job
         with arq, its id the turn's id."""
         received = time.time()
         turn_id = uuid.uuid4().hex
-        conversation_id = ask.conversation_id or uuid.uuid4().hex
+        if self._owners is not None:
+            # an ask naming another reader's conversation starts a new one (gateway/conversation_owners.py)
+            claim = await self._owners.claim(ask.conversation_id, reader_id)
+            conversation_id, new_conversation = claim.conversation_id, claim.new
+        else:
+            conversation_id, new_conversation = ask.conversation_id or uuid.uuid4().hex, ask.conversation_id is None
         accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
         now_ms = int(received * 1000)
         outcome = await self._accept(
@@ -84,6 +91,8 @@ class TurnStarter:
             conversation_id=conversation_id,
             question=ask.question,
             selected_text=ask.selected_text,
+            reader_id=reader_id,
+            new_conversation=new_conversation,
             enqueued_at=received,
         )
         try:

@@ -42,6 +42,10 @@ class TurnJob(BaseModel):
     conversation_id: str
     question: str
     selected_text: str | None = None
+    reader_id: str | None = None
+    """The reader the turn belongs to (their socket said ``hello``); None: it is kept under no reader."""
+    new_conversation: bool = False
+    """The gateway started this conversation with this turn: there is no earlier turn to remember."""
     enqueued_at: float
     """Gateway wall-clock time (seconds) when the ask was received; measures the queue hop."""
 

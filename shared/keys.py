@@ -46,6 +46,17 @@ def conversation(conversation_id: str) -> str:
     return f"{PREFIX}:conversation:{conversation_id}"
 
 
+def conversation_owner(conversation_id: str) -> str:
+    """The reader a conversation belongs to ("-" when it belongs to none), so an ask naming it is checked
+    without the database; expires with the conversation's memory, and the database answers after that."""
+    return f"{PREFIX}:conversation:{conversation_id}:owner"
+
+
+# Finished turns waiting to be written to the database (shared/history.py): a stream read by the workers'
+# history writers through one consumer group, each entry deleted once the database has it.
+HISTORY_QUEUE = f"{PREFIX}:history"
+
+
 def gateway_wake(gateway_id: str) -> str:
     """Stream that one gateway's relay includes in its blocking XREAD, so a new subscription can
     interrupt the read at once without closing the connection."""

@@ -35,6 +35,8 @@ class ErrorCode(enum.StrEnum):
     WORKER_LOST = "worker_lost"  # the worker running the turn died
     UNAVAILABLE = "unavailable"  # Redis or the knowledge base cannot be reached
     INTERNAL = "internal"  # a bug: logged with details server-side, never sent
+    UNAUTHORIZED = "unauthorized"  # a reader token or id token that is not valid (or none where one is needed)
+    NOT_FOUND = "not_found"  # no such conversation or turn among the reader's own
 
 
 class _Frame(BaseModel):
@@ -93,8 +95,46 @@ class ResumeFrame(_Frame):
         return value
 
 
-ClientFrame = Annotated[AskFrame | CancelFrame | ResumeFrame, Field(discriminator="type")]
-client_frame_adapter: TypeAdapter[AskFrame | CancelFrame | ResumeFrame] = TypeAdapter(ClientFrame)
+class HelloFrame(_Frame):
+    """Who is asking: a reader token from ``POST /api/readers`` (or an earlier ``welcome``), a signed-in
+    reader's id token, or neither (a new reader is created)."""
+
+    type: Literal["hello"]
+    reader_token: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+    id_token: Annotated[str | None, Field(min_length=1, max_length=16_384)] = None
+
+
+MAX_COMMENT_CHARS = 2000
+
+
+class FeedbackFields(BaseModel):
+    """A reader's rating of an answer (the socket's ``feedback`` frame and ``PUT /api/turns/{id}/feedback``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rating: Literal["up", "down"]
+    reason: Literal["wrong", "not_in_book", "unclear", "other"] | None = None
+    comment: str | None = Field(None, description=f"At most {MAX_COMMENT_CHARS} characters.")
+
+    @field_validator("comment")
+    @classmethod
+    def _comment_fits(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if len(value.strip()) > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS} characters")
+        return value.strip()
+
+
+class FeedbackFrame(FeedbackFields, _Frame):
+    type: Literal["feedback"]
+    turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)]
+
+
+ClientFrame = Annotated[AskFrame | CancelFrame | ResumeFrame | HelloFrame | FeedbackFrame, Field(discriminator="type")]
+client_frame_adapter: TypeAdapter[AskFrame | CancelFrame | ResumeFrame | HelloFrame | FeedbackFrame] = TypeAdapter(
+    ClientFrame
+)
 
 
 # --- server events -------------------------------------------------------------------------------
@@ -169,6 +209,24 @@ server_event_adapter: TypeAdapter[
 ] = TypeAdapter(ServerEvent)
 
 TERMINAL_TYPES = frozenset({"done", "error"})
+
+
+class WelcomeEvent(BaseModel):
+    """The answer to ``hello`` (not a turn event): whose the socket's asks are; ``reader_token`` only when
+    the hello created the reader (keep it: it is shown once)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["welcome"] = "welcome"
+    reader_id: str
+    reader_token: str | None = None
+
+
+class FeedbackSavedEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["feedback_saved"] = "feedback_saved"
+    turn_id: str
 
 
 def is_terminal(event: BaseModel) -> bool:

@@ -67,6 +67,12 @@ COMMANDS: tuple[str, ...] = (
     "xrange",
     "xrevrange",
     "xlen",
+    # the history queue (shared/history.py): its writers' consumer group
+    "xgroup|create",
+    "xreadgroup",
+    "xautoclaim",
+    "xack",
+    "xdel",
     # scripts (the commands inside them are checked against these rules too)
     "eval",
     "evalsha",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -124,12 +125,32 @@ class Settings(BaseSettings):
     max_outbound_frames: int = Field(5_000, ge=10, description="Undelivered frames before a slow socket is closed.")
     shutdown_grace_s: float = Field(4.0, ge=0, description="On SIGTERM, how long turns in flight may finish.")
 
+    # --- durable memory (shared/db) ---
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host/db (e.g. Neon's pooler); unset: SQLite under DATA_DIR."
+    )
+    database_pool_size: int = Field(5, ge=1, le=100, description="Connections kept per process (plus as many more).")
+    history_retention_days: int = Field(180, ge=1, description="Conversations idle longer than this are purged.")
+    auth_jwks_url: AnyHttpUrl | None = Field(None, description="The book's sign-in JWKS; enables id_token sign-in.")
+    auth_issuer: str | None = Field(None, description="The `iss` an id_token must carry.")
+    auth_audience: str | None = Field(None, description="The `aud` an id_token must carry.")
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw.startswith(("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")):
+            raise ValueError("must start with postgresql:// (or postgres://, or sqlite:/// for a file)")
+        return SecretStr(raw)
 
     @field_validator("cohere_api_key", "qdrant_api_key", "admin_token", mode="after")
     @classmethod
@@ -170,6 +191,12 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
+    def _sign_in_is_complete(self) -> Settings:
+        if self.auth_jwks_url is not None and not (self.auth_issuer and self.auth_audience):
+            raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE")
+        return self
+
+    @model_validator(mode="after")
     def _candidates_cover_top_k(self) -> Settings:
         if self.retrieval_candidates < self.retrieval_top_k:
             raise ValueError("RETRIEVAL_CANDIDATES must be at least RETRIEVAL_TOP_K")
@@ -193,13 +220,24 @@ class Settings(BaseSettings):
         return self.redis_url or f"unix://{self.redis_socket_path}"
 
     @property
+    def sqlite_path(self) -> Path:
+        """The embedded database used when DATABASE_URL is unset."""
+        return self.data_dir / "tutor.sqlite3"
+
+    @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so that log filters can mask them wherever they appear."""
-        secrets = [self.cohere_api_key, self.qdrant_api_key, self.admin_token]
-        return [s.get_secret_value() for s in secrets if s is not None]
+        secrets = [self.cohere_api_key, self.qdrant_api_key, self.admin_token, self.database_url]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.database_url is not None:
+            # a driver's error may quote the password alone
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(unquote(password))
+        return values
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -18,9 +18,12 @@ from redis.asyncio import Redis
 
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import RunningFake, running_fake_cohere
+from shared.db.database import Database
+from shared.db.migrate import migrate
 from shared.redis_server import redis_server_args
 from shared.settings import Settings
 from tests.factories import IsolatedSettings
+from tests.postgres_servers import PgBouncer, PostgresServer
 
 
 def free_port() -> int:
@@ -121,3 +124,54 @@ def cohere_settings(make_settings: SettingsFactory, fake_cohere: RunningFake) ->
         return make_settings(**values)
 
     return make
+
+
+# --- databases: the embedded SQLite file, a real Postgres, and Postgres behind a real PgBouncer -------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One Postgres for the session; each test that uses it gets a database of its own."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop("immediate")
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
+    bouncer = PgBouncer(postgres_server)
+    bouncer.start()
+    yield bouncer
+    bouncer.stop()
+    bouncer.remove()
+
+
+DATABASE_BACKENDS = ["sqlite", "postgres", "pgbouncer"]
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """DATABASE_URL for each backend: None (SQLite under the test's DATA_DIR), a fresh Postgres database,
+    and the same reached through PgBouncer in transaction mode."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    if request.param == "pgbouncer":
+        yield request.getfixturevalue("pgbouncer").url(name)
+    else:
+        yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+async def database(make_settings: SettingsFactory, database_url: str | None) -> AsyncIterator[Database]:
+    """A migrated database on each backend (the schema is ready when the test starts)."""
+    db = Database(make_settings(database_url=database_url))
+    await migrate(db.engine)
+    db.schema_ready.set()
+    yield db
+    await db.close()

@@ -115,7 +115,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        if name in {"cohere_api_key", "qdrant_api_key", "admin_token"}:
+        if name in {"cohere_api_key", "qdrant_api_key", "admin_token", "database_url"}:
             value = getattr(settings, name).get_secret_value()
         elif isinstance(value, list):
             value = ",".join(value)

@@ -343,8 +343,12 @@ export class Chat {
 
   /** Shows the up/down buttons once the service is known to keep history (they need it). */
   showRatings(available) {
+    if (this.ratings === available) return;
     this.ratings = available;
     for (const turn of this.state.turns) this.renderTurn(turn);
+    // This comes with the socket's first hello, right after the page showed its latest answer; the
+    // buttons just made the turns taller, so show it again.
+    this.showLatest();
   }
 
   rate(turn, feedback) {

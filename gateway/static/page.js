@@ -29,15 +29,16 @@ const setDrawer = (open) => {
   aside.classList.toggle('is-open', open);
   backdrop.hidden = !open;
   toggle.setAttribute('aria-expanded', String(open));
-  if (open) aside.querySelector('button')?.focus();
+  if (open) aside.focus(); // the list may still be loading: the drawer itself takes the focus
 };
+aside.tabIndex = -1;
 toggle.addEventListener('click', () => {
   const open = !aside.classList.contains('is-open');
   setDrawer(open);
   if (open) list.refresh();
 });
 backdrop.addEventListener('click', () => setDrawer(false));
-aside.addEventListener('keydown', (event) => {
+document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape' && aside.classList.contains('is-open')) {
     setDrawer(false);
     toggle.focus();

@@ -104,7 +104,6 @@ export function mountWidget({ base }) {
     historyRoot.hidden = !shown;
     chatRoot.hidden = shown;
     historyButton.setAttribute('aria-pressed', String(shown));
-    title.textContent = shown ? 'Your conversations' : 'Ask the book';
     if (shown) {
       list.refresh();
       historyRoot.querySelector('button')?.focus();

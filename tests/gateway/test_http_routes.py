@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import httpx
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from eval.docusaurus_site import render_site, site_app
 from fake_cohere.testing import RunningFake, serve_asgi
+from shared import keys
 from shared.waiting import wait_event
 from tests.conftest import SettingsFactory
 from tests.factories import SAMPLE_BOOK
-from tests.stack import running_gateway, running_stack, running_worker
+from tests.stack import running_gateway, running_stack, running_worker, worker_ready
 
 
 async def test_rest_chat_offline(make_settings: SettingsFactory) -> None:
@@ -83,7 +87,9 @@ async def test_readiness_explains_a_first_indexing_that_fails(make_settings: Set
     async with serve_asgi(site_app(render_site(SAMPLE_BOOK, "/docs"))) as site:
         port = site.rsplit(":", 1)[1]
         # the classic mistake: the book's address by another name than the one the sitemap is read from
-        settings = make_settings(book_source=f"{site}/sitemap.xml", book_base_url=f"http://localhost:{port}/docs")
+        # (with credentials in the source's URL, which the line must not repeat)
+        source = f"http://reader:hunter2-secret@127.0.0.1:{port}/sitemap.xml?token=t0k3n"
+        settings = make_settings(book_source=source, book_base_url=f"http://localhost:{port}/docs")
         async with running_worker(settings) as worker, running_gateway(settings) as url:
             await wait_event(worker.state.published_failure, 30)
             async with httpx.AsyncClient(base_url=url) as client:
@@ -96,3 +102,32 @@ async def test_readiness_explains_a_first_indexing_that_fails(make_settings: Set
         f"{port} is not BOOK_BASE_URL's host localhost:{port}; set BOOK_BASE_URL to the book's path alone"
         f" (like /docs) or on host 127.0.0.1:{port}"
     )
+    assert "hunter2" not in response.text and "t0k3n" not in response.text
+
+
+async def test_the_explanation_goes_once_the_first_indexing_succeeds(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
+    site_up = False
+    sample = render_site(SAMPLE_BOOK, "/docs")
+
+    async def sitemap(request: Request) -> Response:
+        if not site_up:
+            return PlainTextResponse("not deployed yet", status_code=404)
+        urls = "".join(f"<url><loc>{str(request.base_url).rstrip('/')}{route}</loc></url>" for route in sample.pages)
+        return Response(f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>')
+
+    async with serve_asgi(site_app(sample, handlers={"/sitemap.xml": sitemap})) as site:
+        settings = make_settings(book_source=f"{site}/sitemap.xml", book_base_url="/docs")
+        async with running_worker(settings) as worker, running_gateway(settings) as url:
+            await wait_event(worker.state.published_failure, 30)
+            async with httpx.AsyncClient(base_url=url) as client:
+                failing = await client.get("/ready")
+                site_up = True
+                await worker_ready(worker)
+                ready = await client.get("/ready")
+    assert failing.json()["explanation"] == (
+        "indexing BOOK_SOURCE failed: cannot read the sitemap: HTTP 404; check its address and that the site answers"
+    )
+    assert ready.status_code == 200 and ready.json()["explanation"] is None
+    assert await redis.get(keys.INDEXING_FAILURE) is None

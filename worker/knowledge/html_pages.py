@@ -7,8 +7,8 @@ them. Everything around the article is dropped: navigation bar, sidebar, breadcr
 
 The page is parsed by lxml as browsers parse HTML: Docusaurus Faster's minifier leaves out the end tags
 HTML makes optional (``</p>``, ``</li>``, ``</td>``, ``</tr>``…), and a parser that waits for them nests
-each table cell in the one before it, repeating the text many times over. (html5lib reads the real build
-the same way, with three times lxml's CPU per page.)
+each table cell in the one before it, repeating the text many times over. (html5lib reads them the same
+way, at about three times lxml's CPU: bench/analysis.md.)
 
 The Markdown is then chunked exactly like a file from a docs folder. Text is escaped so that characters
 that happen to be Markdown syntax (``*``, ``_``, ``<``, ``#`` …) stay text.

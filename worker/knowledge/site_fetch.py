@@ -16,9 +16,10 @@ one that never answers read the same, so the reasons cannot be used to scan port
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -91,10 +92,11 @@ def netloc(scheme: str, host: str, port: int) -> str:
 class SiteFetcher:
     """GETs on one site's host, through addresses resolved once (``open``)."""
 
-    def __init__(self, client: httpx.AsyncClient, site_url: str, address: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, site_url: str, addresses: list[str]) -> None:
         self._client = client
         self.scheme, self.host, self.port = origin(site_url)
-        self._address = address
+        # tried in order until one takes the connection (``localhost`` is often ::1 first, served on IPv4)
+        self._addresses = addresses
 
     @classmethod
     async def open(cls, client: httpx.AsyncClient, site_url: str, resolver: Resolver | None = None) -> SiteFetcher:
@@ -109,7 +111,7 @@ class SiteFetcher:
         refusal = address_refusal(host, addresses)
         if refusal is not None:
             raise FetchError(refusal)
-        return cls(client, site_url, addresses[0])
+        return cls(client, site_url, addresses)
 
     @property
     def netloc(self) -> str:
@@ -133,8 +135,7 @@ class SiteFetcher:
             async with asyncio.timeout(seconds):
                 current = url
                 for _ in range(MAX_REDIRECTS + 1):
-                    pinned, headers, extensions = self._pinned(current)
-                    async with self._client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
+                    async with self._stream(current) as response:
                         answered = True
                         if response.is_redirect:
                             current = self._redirect_target(current, response, rule)
@@ -153,13 +154,23 @@ class SiteFetcher:
                 raise FetchError("the download broke off", transient=True) from None
             raise FetchError(_no_answer(seconds), transient=True) from None
 
-    def _pinned(self, url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """``url`` addressed to the resolved address, with the real host in ``Host`` and in TLS (SNI)."""
-        parts = urlsplit(url)
-        scheme, host, port = origin(url)
-        pinned = urlunsplit((scheme, netloc(scheme, self._address, port), parts.path or "/", parts.query, ""))
-        extensions: dict[str, Any] = {"sni_hostname": host} if scheme == "https" else {}
-        return pinned, {"host": netloc(scheme, host, port)}, extensions
+    @contextlib.asynccontextmanager
+    async def _stream(self, url: str) -> AsyncIterator[httpx.Response]:
+        """GET ``url`` from the first resolved address that takes the connection; the one that did is tried
+        first from then on."""
+        for index, address in enumerate(self._addresses):
+            pinned, headers, extensions = _pinned(url, address)
+            connected = False
+            try:
+                async with self._client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
+                    connected = True
+                    if index:
+                        self._addresses = [address, *(a for a in self._addresses if a != address)]
+                    yield response
+                    return
+            except httpx.ConnectError:
+                if connected or index == len(self._addresses) - 1:
+                    raise
 
     def _redirect_target(self, current: str, response: httpx.Response, rule: UrlRule | None) -> str:
         location = str(response.headers.get("location", ""))
@@ -172,6 +183,16 @@ class SiteFetcher:
         if why is not None:
             raise FetchError(f"redirected: {why} (refused)")
         return target
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``url`` sent to ``address``, with the real host in ``Host`` and in TLS (SNI, and the certificate's
+    check)."""
+    parts = urlsplit(url)
+    scheme, host, port = origin(url)
+    pinned = urlunsplit((scheme, netloc(scheme, address, port), parts.path or "/", parts.query, ""))
+    extensions: dict[str, Any] = {"sni_hostname": host} if scheme == "https" else {}
+    return pinned, {"host": netloc(scheme, host, port)}, extensions
 
 
 def _no_answer(seconds: float) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from shared import keys
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.waiting import wait_event
+from worker.history.writer import HistoryWriter
 from worker.knowledge.store import CollectionStatus
 from worker.runtime.services import WorkerServices
 
@@ -33,6 +34,7 @@ class WorkerState:
         self.status_changed = asyncio.Event()  # beat now with the new status
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
         self.published_failure = asyncio.Event()  # why the first indexing failed is in Redis, for /ready
+        self.history_writer: HistoryWriter | None = None  # moves finished turns into the database
 
 
 async def refresh_status(services: WorkerServices, state: WorkerState) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shared.db.database import Database
 from shared.settings import Settings
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.store import KnowledgeStore
@@ -24,3 +25,4 @@ class WorkerServices:
     cohere: CohereProvider | None
     memory: ConversationMemory
     metrics: TurnTimings
+    database: Database | None = None

@@ -1,5 +1,6 @@
 """The worker's start-up and shutdown (arq's ``on_startup``/``on_shutdown``): its shared clients, and the
-background tasks that run beside the jobs (heartbeat, first indexing, scheduled re-indexes)."""
+background tasks that run beside the jobs (heartbeat, first indexing, scheduled re-indexes, the history
+writer and its retention purge)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from arq.typing import StartupShutdown
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.db.database import Database
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
+from worker.history.retention import purge_history_periodically
+from worker.history.writer import HistoryWriter
 from worker.knowledge.store import KnowledgeStore
 from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
@@ -84,6 +88,12 @@ def lifecycle(
         # restarted is gone, and its turn must stop rather than wait (shared/turn_events.py).
         events_redis = Redis.from_url(settings.effective_redis_url, socket_connect_timeout=2)
         ctx["events_redis"] = events_redis
+        database = Database(settings)
+        database.start()  # migrates in the background: turns do not wait for the database
+        ctx["database"] = database
+        # the history writer's blocking reads on a connection of their own
+        history_redis = Redis.from_url(settings.effective_redis_url, socket_connect_timeout=2, socket_timeout=10)
+        ctx["history_redis"] = history_redis
         services = WorkerServices(
             settings=settings,
             worker_id=state.worker_id,
@@ -93,12 +103,22 @@ def lifecycle(
             ),
             store=store,
             cohere=CohereProvider(cohere_clients, settings, redis) if cohere_clients else None,
-            memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
+            memory=ConversationMemory(
+                redis, settings.conversation_max_turns, settings.conversation_ttl_s, database=database
+            ),
             metrics=TurnTimings(redis, settings.record_timings),
+            database=database,
         )
         ctx["services"] = services
         background.append(asyncio.create_task(refresh_status(services, state), name="collection-status"))
         background.append(asyncio.create_task(beat(services, state, jobs_running), name="heartbeat"))
+        state.history_writer = HistoryWriter(history_redis, database, consumer=state.worker_id)
+        background.append(asyncio.create_task(state.history_writer.run(), name="history-writer"))
+        background.append(
+            asyncio.create_task(
+                purge_history_periodically(database, settings.history_retention_days), name="history-retention"
+            )
+        )
         indexing = asyncio.create_task(index_until_ready(services, state), name="first-index")
         background.append(indexing)
         if settings.reindex_every_s > 0:
@@ -127,6 +147,8 @@ def lifecycle(
             await services.redis.delete(keys.worker_heartbeat(state.worker_id))
         await services.store.close()
         await ctx["events_redis"].aclose()
+        await ctx["history_redis"].aclose()
+        await ctx["database"].close()
         if services.cohere is not None:
             await services.cohere.close()
 

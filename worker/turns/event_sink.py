@@ -11,8 +11,20 @@ of the worker in bench/hop_relay.py).
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Literal
 
-from shared.protocol import TERMINAL_TYPES, DeltaEvent, ErrorEvent, _Event
+from shared.protocol import (
+    TERMINAL_TYPES,
+    CitationEvent,
+    DeltaEvent,
+    DoneEvent,
+    ErrorCode,
+    ErrorEvent,
+    Source,
+    SourcesEvent,
+    _Event,
+)
 from shared.turn_events import AppendOutcome, TurnEventWriter
 
 Written = AppendOutcome | BaseException
@@ -95,6 +107,12 @@ class TurnEventSink:
         self._answer: list[str] = []
         self.ended = False
         self.error: BaseException | None = None
+        # what the turn's history record keeps (worker/turn_records.py)
+        self.first_delta_at: float | None = None
+        self.sources: list[Source] = []
+        self.citations: list[CitationEvent] = []
+        self.outcome: Literal["done"] | ErrorCode | None = None
+        """How the turn ended, when this sink wrote its terminal event (None: it did not, or not yet)."""
 
     @property
     def answer(self) -> str:
@@ -108,6 +126,8 @@ class TurnEventSink:
 
     def delta(self, text: str) -> None:
         self._check()
+        if self.first_delta_at is None:
+            self.first_delta_at = time.time()
         self._answer.append(text)
         self._text.append(text)
         self._batcher._schedule(self)
@@ -122,6 +142,10 @@ class TurnEventSink:
 
     async def emit(self, event: _Event) -> None:
         self._check()
+        if isinstance(event, SourcesEvent):
+            self.sources = event.sources
+        elif isinstance(event, CitationEvent):
+            self.citations.append(event)
         self._close_delta()
         self._queue.append(event)
         self._batcher._schedule(self)
@@ -163,6 +187,12 @@ class TurnEventSink:
     def _written(self, outcome: Written, events: list[_Event]) -> None:
         if outcome is None or (isinstance(outcome, list) and any(e.type in TERMINAL_TYPES for e in events)):  # type: ignore[attr-defined]
             self.ended = True  # refused, or this write ended the turn
+            if outcome is not None:
+                self.outcome = next(
+                    "done" if isinstance(e, DoneEvent) else e.code
+                    for e in events
+                    if isinstance(e, DoneEvent | ErrorEvent)
+                )
             self._text.clear()
             self._queue.clear()
         elif isinstance(outcome, BaseException):

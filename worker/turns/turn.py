@@ -28,6 +28,7 @@ from worker.knowledge.store import Passage
 from worker.runtime.services import WorkerServices
 from worker.turns.event_sink import TurnEnded, TurnEventSink
 from worker.turns.offline_answer import OfflinePassage, compose
+from worker.turns.records import record_turn
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ async def answer_turn(
     services: WorkerServices, job: TurnJob, sink: TurnEventSink, earlier: EarlierTry | None = None
 ) -> None:
     """``earlier``: what a first try on a worker that died already sent, when this is the second try."""
-    history = await services.memory.history(job.conversation_id)
+    history = await services.memory.history(job.conversation_id, new=job.new_conversation)
     passages = await retrieve(services, job, history)
     source_ids = [f"s{i + 1}" for i in range(len(passages))]
     sources = [to_source(sid, p) for sid, p in zip(source_ids, passages, strict=True)]
@@ -209,6 +210,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         await _end_with(sink, ErrorCode.INTERNAL, "something went wrong while answering; please try again")
     finally:
         services.metrics.observe_turn(time.time() - started)
+        await asyncio.shield(record_turn(services.redis, services.settings, job, sink))
         await asyncio.shield(_unregister(services, job.turn_id))
 
 

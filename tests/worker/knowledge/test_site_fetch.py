@@ -230,3 +230,13 @@ def test_a_folder_does_not_follow_symlinks_out_of_it(tmp_path: Path) -> None:
         "private.md": "a symlink to a file outside the book's folder (not read)",
     }
     assert SECRET not in every_text(loaded) and "root:" not in every_text(loaded)
+
+
+async def test_every_resolved_address_is_tried_until_one_answers(sample_site: RenderedSite) -> None:
+    async def ipv6_first(host: str, port: int) -> list[str]:
+        return ["::1", "127.0.0.1"]  # as "localhost" often resolves, with the site on IPv4 only
+
+    async with serve_asgi(site_app(sample_site)) as url:
+        port = url.rsplit(":", 1)[1]
+        loaded = await load_source(f"http://localhost:{port}/sitemap.xml", "/docs", resolver=ipv6_first)
+    assert len(loaded.documents) == len(sample_site.pages)

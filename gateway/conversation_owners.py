@@ -1,0 +1,85 @@
+"""Whose conversation an ask continues: a reader continues only their own (or an anonymous one, which then
+becomes theirs); an ask naming anybody else's starts a new conversation, so it neither reads nor extends
+the other. The owner is kept in Redis beside the conversation's memory; when Redis has forgotten it, the
+database says (within a short bound), and when neither can say, the ask starts afresh."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.db.conversations import conversation_owner
+from shared.db.database import Database
+
+logger = logging.getLogger(__name__)
+
+ANONYMOUS = "-"
+DATABASE_WAIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    conversation_id: str
+    new: bool
+    """No earlier turn to remember (a conversation this ask starts)."""
+
+
+class ConversationOwners:
+    def __init__(self, redis: Redis, database: Database | None, ttl_s: int) -> None:
+        self._redis = redis
+        self._database = database
+        self._ttl_s = ttl_s
+
+    async def claim(self, conversation_id: str | None, reader_id: str | None) -> Claim:
+        me = reader_id or ANONYMOUS
+        if conversation_id is None:
+            return await self._start(me)
+        key = keys.conversation_owner(conversation_id)
+        raw = await self._redis.get(key)
+        owner = raw.decode() if raw is not None else None
+        new = False
+        if owner is None:
+            known = await self._owner_in_database(conversation_id)
+            if known is False:
+                return await self._start(me)  # cannot tell whose it is: do not touch it
+            if known is None:  # nobody has it: the client named a new conversation
+                new = True
+                if await self._redis.set(key, me, ex=self._ttl_s, nx=True):
+                    return Claim(conversation_id, new=True)
+                raw = await self._redis.get(key)
+                owner = raw.decode() if raw is not None else me
+            else:
+                owner = known
+                await self._redis.set(key, owner, ex=self._ttl_s, nx=True)
+        if owner == me or (owner == ANONYMOUS and reader_id is not None):
+            # the reader's own, or an anonymous one this reader continues (it becomes theirs)
+            await self._redis.set(key, me, ex=self._ttl_s)
+            return Claim(conversation_id, new=new)
+        return await self._start(me)
+
+    async def _start(self, me: str) -> Claim:
+        conversation_id = uuid.uuid4().hex
+        await self._redis.set(keys.conversation_owner(conversation_id), me, ex=self._ttl_s)
+        return Claim(conversation_id, new=True)
+
+    async def _owner_in_database(self, conversation_id: str) -> str | bool | None:
+        """The owner (``ANONYMOUS`` for none), None when the database has no such conversation, False
+        when the database cannot answer."""
+        if self._database is None:
+            return None
+        if not self._database.schema_ready.is_set():
+            return False
+        try:
+            async with asyncio.timeout(DATABASE_WAIT_S):
+                owner = await conversation_owner(self._database.sessions, conversation_id)
+        except Exception as exc:
+            logger.warning("conversation owner unknown, the database failed (%s)", type(exc).__name__)
+            return False
+        if not owner.exists:
+            return None
+        return owner.reader_id or ANONYMOUS
