@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -15,25 +16,35 @@ from fake_cohere.testing import RunningFake
 from shared import keys
 from tests.conftest import SettingsFactory
 from tests.replicas import ServiceProcess, service_processes, stream_entries
-from tests.stack import ChatClient, Turn, chat, running_gateway, running_stack
+from tests.stack import Turn, chat, running_gateway, running_stack
 
 CHATS = 20
 
 
-async def ask_until(url: str, question: str, until: str) -> tuple[ChatClient, Turn, asyncio.Task[None]]:
-    """Open a socket, ask, and return once the turn has reached ``until`` (the socket stays open)."""
-    opened: asyncio.Future[tuple[ChatClient, Turn]] = asyncio.get_running_loop().create_future()
+@dataclass
+class Chat:
+    """One turn read to its end by a task of its own (a socket that is not read stops answering pings)."""
 
-    async def hold() -> None:
+    turn: Turn
+    reached: asyncio.Event
+    task: asyncio.Task[None]
+
+
+async def start_chat(url: str, question: str, until: str) -> Chat:
+    """Ask on a new socket and keep reading; returns once the turn has reached an event of type ``until``."""
+    turn, reached = Turn(), asyncio.Event()
+
+    async def read() -> None:
         async with chat(url) as client:
             await client.send({"type": "ask", "question": question})
-            turn = await client.collect(until=until)
-            opened.set_result((client, turn))
-            await asyncio.Event().wait()  # until cancelled, after the test has read the rest
+            await client.collect(turn, until=until)
+            reached.set()
+            if turn.terminal["type"] not in {"done", "error"}:
+                await client.collect(turn)
 
-    task = asyncio.create_task(hold())
-    client, turn = await asyncio.wait_for(opened, 60)
-    return client, turn, task
+    started = Chat(turn, reached, asyncio.create_task(read()))
+    await asyncio.wait_for(reached.wait(), 60)
+    return started
 
 
 async def test_a_killed_workers_turns_without_a_delta_are_answered_by_the_other_worker(
@@ -43,48 +54,48 @@ async def test_a_killed_workers_turns_without_a_delta_are_answered_by_the_other_
     workers = [ServiceProcess("worker", settings.model_copy(update={"data_dir": data_dir / name})) for name in "ab"]
     # streaming answers: ~80 tokens at 5 a second, still streaming when the worker is killed
     await fake_cohere.set_knobs(tokens_per_second=5)
-    sockets: list[asyncio.Task[None]] = []
-    streaming: list[tuple[ChatClient, Turn, asyncio.Task[None]]] = []
-    waiting: list[tuple[ChatClient, Turn, asyncio.Task[None]]] = []
+    streaming: list[Chat] = []
+    waiting: list[Chat] = []
+    not_started: list[Turn] = []
     async with service_processes(*workers), running_gateway(settings) as url:
         try:
             streaming = await asyncio.gather(
-                *(ask_until(url, f"Streaming {n}: what is a ROS 2 topic?", "delta") for n in range(CHATS))
+                *(start_chat(url, f"Streaming {n}: what is a ROS 2 topic?", "delta") for n in range(CHATS))
             )
             # answers that wait for their first token (a slow model) while the worker holds them
-            await fake_cohere.set_knobs(chat_first_token_ms=4000)
+            await fake_cohere.set_knobs(chat_first_token_ms=8000)
             waiting = await asyncio.gather(
-                *(ask_until(url, f"Waiting {n}: what is a ROS 2 topic?", "sources") for n in range(CHATS))
+                *(start_chat(url, f"Waiting {n}: what is a ROS 2 topic?", "sources") for n in range(CHATS))
             )
-            assert not any(turn.of("delta") for _, turn, _ in waiting), "the model had not answered yet"
-
+            not_started = [c.turn for c in streaming + waiting if not c.turn.of("delta")]
             workers[0].send(signal.SIGKILL)
             await workers[0].wait()
-            async with asyncio.timeout(90):
-                for client, turn, _ in streaming + waiting:
-                    await client.collect(turn)
+            await asyncio.wait_for(asyncio.gather(*(c.task for c in streaming + waiting)), 90)
         finally:
-            sockets = [task for _, _, task in streaming + waiting]
-            for task in sockets:
-                task.cancel()
-            await asyncio.gather(*sockets, return_exceptions=True)
+            for c in streaming + waiting:
+                c.task.cancel()
+            await asyncio.gather(*(c.task for c in streaming + waiting), return_exceptions=True)
 
-    handed_on = [turn for _, turn, _ in waiting if await redis.exists(keys.turn_retried(turn.turn_id))]
-    lost = [turn for _, turn, _ in streaming if turn.terminal["type"] == "error"]
-    for _, turn, _ in streaming + waiting:
+    turns = [c.turn for c in streaming + waiting]
+    handed_on = [turn for turn in turns if await redis.exists(keys.turn_retried(turn.turn_id))]
+    lost = [turn for turn in turns if turn.terminal["type"] == "error"]
+    for turn in turns:
         assert [e["type"] for e in turn.events].count("done") + len(turn.of("error")) == 1, turn.events[-3:]
         assert turn.events == await stream_entries(redis, turn.turn_id), "every event once, in order"
-    for _, turn, _ in waiting:
+    for turn in not_started:
         assert turn.terminal["type"] == "done", turn.terminal
         assert turn.text == turn.terminal["answer"] and len(turn.of("sources")) == 1
     for turn in lost:
         assert turn.terminal["code"] == "worker_lost", turn.terminal
+        assert turn not in not_started, "only a turn that had streamed may end with worker_lost"
     print(
-        f"\nworker killed with {CHATS} streaming and {CHATS} waiting turns on two workers: {len(handed_on)} waiting "
-        f"turns handed to the other worker and answered, {len(lost)} streaming turns ended with worker_lost"
+        f"\nworker killed with {len(turns) - len(not_started)} turns streaming and {len(not_started)} waiting for "
+        f"their first token on two workers: {len(handed_on)} handed to the other worker and answered, "
+        f"{len(lost)} ended with worker_lost"
     )
     # each worker held some of each (arq's polls share the turns out): the killed one's count for something
     assert handed_on and lost, (len(handed_on), len(lost))
+    assert all(turn in not_started for turn in handed_on)
 
 
 class LogLine(logging.Handler):
