@@ -4,7 +4,8 @@ For tests and the evaluation only: indexing "a deployed Docusaurus site by its s
 nothing may reach the internet. Pages follow the classic theme's markup closely enough to exercise what
 matters: the article inside navigation, sidebar, breadcrumbs, table of contents, edit link, pagination and
 footer; headings with ``id`` anchors and ``#`` links; admonitions; code blocks as token lines with a copy
-button; and the pages around the docs (home, search, blog, a tag listing) that are not part of the book.
+button; the optional end tags (``</p>``, ``</li>``, ``</td>``…) left out, as Docusaurus Faster's minifier
+does; and the pages around the docs (home, search, blog, a tag listing) that are not part of the book.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from worker.knowledge.sources import markdown_files
 SITE_TITLE = "Physical AI Book"
 _ESM_LINE = re.compile(r"^(?:import|export)\s.*$")
 _EXPLICIT_ANCHOR = re.compile(r"\s*\{#([^}\s]+)\}\s*$")
+# what the HTML standard lets a page leave out, and Docusaurus Faster's minifier does (code is escaped text)
+_OPTIONAL_END_TAG = re.compile(r"</(?:p|li|dt|dd|thead|tbody|tr|th|td)>")
 
 Endpoint = Callable[[Request], Any]
 
@@ -75,7 +78,7 @@ def render_site(folder: Path, base_path: str = "/docs") -> RenderedSite:
             continue
         body = _strip_esm(body)
         env: dict[str, Any] = {"slugger": HeadingSlugger(), "toc": []}
-        rendered = parser.render(body, env)
+        rendered = _OPTIONAL_END_TAG.sub("", parser.render(body, env))
         title_value = front.get("title")
         has_h1 = "<h1" in rendered
         title = str(title_value) if isinstance(title_value, str | int | float) and str(title_value).strip() else ""
