@@ -34,6 +34,7 @@ from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.runtime.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
@@ -110,6 +111,7 @@ def create_baseline_app(settings: Settings) -> FastAPI:
             redis=redis,
             batcher=None,  # type: ignore[arg-type]  # events go to the socket: a batcher per ask (answer_ask)
             store=store,
+            vocabulary=BookVocabulary(store),
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
             metrics=TurnTimings(redis, record=False),

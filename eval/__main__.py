@@ -33,6 +33,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from eval import answers
 from eval.docusaurus_site import render_site, site_app
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import running_fake_cohere, serve_asgi
@@ -54,6 +55,12 @@ class Question:
     book: str
     text: str
     docs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AnswerChecks:
+    out_of_scope: dict[str, list[str]]
+    follow_ups: list[answers.FollowUp]
 
 
 @dataclass
@@ -109,7 +116,12 @@ async def book_source(folder: Path, kind: str) -> AsyncIterator[tuple[str, dict[
 
 
 async def evaluate_book(
-    book: str, folder: Path, questions: list[Question], source_kind: str, console: Console
+    book: str,
+    folder: Path,
+    questions: list[Question],
+    source_kind: str,
+    console: Console,
+    checks: AnswerChecks | None = None,
 ) -> tuple[dict[str, Scores], dict[str, dict[str, Scores]], dict[str, Any]]:
     overall = {mode: Scores() for mode in MODES}
     by_doc: dict[str, dict[str, Scores]] = defaultdict(lambda: {mode: Scores() for mode in MODES})
@@ -159,6 +171,11 @@ async def evaluate_book(
                         by_doc[question.docs[0]][mode].add(rank)
                         if rank is None or rank > 5:
                             console.log(f"[dim]{book} {mode}: missed {question.text!r} (rank {rank})[/dim]")
+                if checks is not None:
+                    stores = (sparse_store, hybrid_store, cohere, hybrid_settings)
+                    info["declines"] = await answers.declines([q.text for q in questions], checks.out_of_scope, *stores)
+                    talks = [t for t in checks.follow_ups if t.book == book]
+                    info["follow_ups"] = await answers.follow_up_recall(talks, names, *stores)
             finally:
                 await sparse_store.close()
                 await hybrid_store.close()
@@ -192,9 +209,15 @@ async def main_async(args: argparse.Namespace) -> int:
     summary = _table(f"retrieval quality ({args.source} source, {len(questions)} questions)", "book")
     combined = {mode: Scores() for mode in MODES}
     results: dict[str, Any] = {}
+    checks = None if args.retrieval_only else AnswerChecks(answers.load_out_of_scope(), answers.load_follow_ups())
+    declines: dict[str, answers.Declines] = {}
+    follow_ups: dict[str, dict[str, float]] = {}
     for book in books:
         asked = [q for q in questions if q.book == book]
-        overall, by_doc, info = await evaluate_book(book, args.corpora / book, asked, args.source, console)
+        overall, by_doc, info = await evaluate_book(book, args.corpora / book, asked, args.source, console, checks)
+        if checks is not None:
+            declines[book] = info.pop("declines")
+            follow_ups[book] = info.pop("follow_ups")
         if not args.quiet:
             table = _table(f"{book}: {info['documents']} documents, {info['chunks']} chunks, by source document")
             for doc in sorted(by_doc):
@@ -210,10 +233,121 @@ async def main_async(args: argparse.Namespace) -> int:
     summary.add_row("all", *_row(combined), style="bold")
     console.print(summary)
     results["all"] = {mode: {"recall@5": combined[mode].recall(5), "mrr": combined[mode].mrr} for mode in MODES}
+    if checks is not None:
+        results["declines"] = _print_declines(console, declines, args.calibrate_on)
+        results["follow_ups"] = _print_follow_ups(console, follow_ups, checks.follow_ups)
+        facts, offline_answers = await _sample_book_facts()
+        results["key_facts"] = _print_facts(console, facts)
+        if not args.quiet:
+            for question, answer in offline_answers:
+                console.print(f"[bold]{question}[/bold]\n{answer}\n", markup=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     worst = min(combined[mode].recall(5) for mode in MODES)
     return 0 if worst >= args.min_recall else 1
+
+
+PATHS = ("offline", "hybrid")
+OUT_KINDS = ("unrelated", "near-domain", "small-talk")
+
+
+def _print_declines(console: Console, declines: dict[str, answers.Declines], calibrate_on: str) -> dict[str, Any]:
+    settings = _settings(Path(tempfile.gettempdir()))
+    table = Table(
+        title=f"declined (OFFLINE_MIN_COVERAGE={settings.offline_min_coverage}, "
+        f"RERANK_MIN_RELEVANCE={settings.rerank_min_relevance})",
+        title_justify="left",
+    )
+    for column in ("book", "path", "out-of-scope", *OUT_KINDS, "in-scope"):
+        table.add_column(column, justify="left" if column in ("book", "path") else "right")
+    figures: dict[str, Any] = {}
+    for book, found in declines.items():
+        for path in PATHS:
+            row = {"out-of-scope": found.share(path, OUT_KINDS)}
+            row |= {kind: found.share(path, [kind]) for kind in OUT_KINDS}
+            row["in-scope"] = found.share(path, ["in-scope"])
+            figures.setdefault(book, {})[path] = row
+            table.add_row(book, path, *(f"{row[k]:.0%}" for k in ("out-of-scope", *OUT_KINDS, "in-scope")))
+    console.print(table)
+    if calibrate_on in declines:
+        for path, measure, configured in (
+            ("offline", "coverage", settings.offline_min_coverage),
+            ("hybrid", "relevance", settings.rerank_min_relevance),
+        ):
+            chosen: dict[str, list[float]] = getattr(declines[calibrate_on], measure)
+            threshold = answers.calibrate(chosen["in-scope"])
+            console.print(
+                f"{path} threshold chosen on {calibrate_on}: {threshold:.2f} (the highest that declines at most 3 % of "
+                f"its in-scope questions); configured: {configured:.2f}"
+            )
+            for book, found in declines.items():
+                values: dict[str, list[float]] = getattr(found, measure)
+                out = [v for k in OUT_KINDS if k != "small-talk" for v in values.get(k, [])]
+                talk = len(values.get("small-talk", []))
+                share_out = (answers.declined_at(out, threshold) * len(out) + talk) / ((len(out) + talk) or 1)
+                share_in = answers.declined_at(values["in-scope"], threshold)
+                console.print(
+                    f"  at {threshold:.2f} on {book}: out-of-scope declined {share_out:.0%}, in-scope declined "
+                    f"{share_in:.1%}"
+                )
+            figures.setdefault("calibrated_on", {"book": calibrate_on})[path] = threshold
+    return figures
+
+
+def _print_follow_ups(
+    console: Console, recall: dict[str, dict[str, float]], conversations: list[answers.FollowUp]
+) -> dict[str, Any]:
+    labels = ("offline", "hybrid", "offline, alone", "hybrid, alone")
+    table = Table(title="follow-ups: recall@5 of the second question of two-turn conversations", title_justify="left")
+    table.add_column("book")
+    table.add_column("n", justify="right")
+    for label in labels:
+        table.add_column(label if "alone" in label else f"{label} (folded)", justify="right")
+    for book, figures in recall.items():
+        n = sum(1 for c in conversations if c.book == book)
+        table.add_row(book, str(n), *(f"{figures[label]:.2f}" for label in labels))
+    console.print(table)
+    return recall
+
+
+async def _sample_book_facts() -> tuple[dict[str, dict[str, float]], list[tuple[str, str]]]:
+    questions = answers.load_answer_facts()
+    with tempfile.TemporaryDirectory(prefix="eval-facts-") as tmp:
+        async with running_fake_cohere(Knobs(embed_dimension=1024, answer_sentences=4)) as fake:
+            sparse_settings = _settings(Path(tmp) / "sparse", qdrant_collection="eval")
+            hybrid_settings = _settings(
+                Path(tmp) / "hybrid",
+                qdrant_collection="eval",
+                cohere_api_key="eval-key-0123456789",
+                cohere_base_url=fake.base_url,
+            )
+            parts = build_cohere_clients(hybrid_settings)
+            assert parts is not None
+            cohere = CohereProvider(parts, hybrid_settings)
+            sparse_store = await KnowledgeStore.open(sparse_settings)
+            hybrid_store = await KnowledgeStore.open(hybrid_settings)
+            try:
+                book = str(sparse_settings.book_source)
+                await index_book(sparse_store, book, "/docs", None)
+                await index_book(hybrid_store, book, "/docs", cohere, embed_model=hybrid_settings.cohere_embed_model)
+                return await answers.key_facts(questions, sparse_store, hybrid_store, cohere, hybrid_settings)
+            finally:
+                await sparse_store.close()
+                await hybrid_store.close()
+                await cohere.close()
+
+
+def _print_facts(console: Console, facts: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    n = len(answers.load_answer_facts())
+    table = Table(title=f"answers on the sample book ({n} questions with key facts)", title_justify="left")
+    table.add_column("answer")
+    table.add_column("key facts present", justify="right")
+    table.add_column("main fact in the first sentence", justify="right")
+    for label in ("offline, before", "offline", "hybrid"):
+        row = facts[label]
+        table.add_row(label, f"{row['key facts present']:.0%}", f"{row['main fact in the first sentence']:.0%}")
+    console.print(table)
+    return facts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="only the summary table")
     parser.add_argument(
         "--min-recall", type=float, default=0.0, help="exit 1 when any mode's overall recall@5 is below this"
+    )
+    parser.add_argument("--retrieval-only", action="store_true", help="skip the checks of the answers themselves")
+    parser.add_argument(
+        "--calibrate-on", default="book-a", help="the book the offline coverage threshold is chosen on (default book-a)"
     )
     args = parser.parse_args(argv)
     return asyncio.run(main_async(args))

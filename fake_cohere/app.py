@@ -25,7 +25,7 @@ from .embedding import embed_texts, quantize
 from .knobs import Endpoint, Knobs
 from .state import FakeState, Rejection
 from .streaming import EventStream, install_cut_log_filter
-from .text import count_tokens, overlap, word_set
+from .text import count_tokens, relevance, word_set
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ def create_app(knobs: Knobs | None = None, *, clock: Callable[[], float] | None 
         if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
             return respond("rerank", error(400, "invalid request: top_n must be a positive integer"))
         await _pause(state.knobs.rerank_latency_ms)
-        query_words = word_set(query)
-        scores = [overlap(query_words, word_set(_document_text(d))) for d in documents]
+        scores = relevance(word_set(query), [word_set(_document_text(d)) for d in documents])
         order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[: top_n or len(documents)]
         state.documents_reranked += len(documents)
         results = [{"index": i, "relevance_score": scores[i]} for i in order]

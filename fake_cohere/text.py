@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -78,3 +81,17 @@ def overlap(query: frozenset[str], candidate: frozenset[str]) -> float:
     coverage = shared / len(query)
     jaccard = shared / len(query | candidate)
     return round(0.8 * coverage + 0.2 * jaccard, 6)
+
+
+def relevance(query: frozenset[str], documents: Sequence[frozenset[str]]) -> list[float]:
+    """Rerank's relevance of each document to the query, in [0, 1], shaped like a real reranker's: the share
+    of the query's words the document holds, each word weighted by its rarity among the documents asked
+    about (a word none of them has weighs most). A document that shares only the words every candidate
+    shares ("robot" in a robotics book) scores low, so a question the documents do not answer does too."""
+    if not query:
+        return [0.0] * len(documents)
+    count = len(documents)
+    frequency = Counter(word for document in documents for word in query & document)
+    weight = {word: math.log((count + 1) / (frequency[word] + 0.5)) for word in query}
+    total = sum(weight.values())
+    return [round(sum(weight[w] for w in query & document) / total, 6) for document in documents]

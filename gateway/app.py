@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,6 +23,7 @@ from gateway.reader_auth import ReaderAuth
 from gateway.reaper import run_reaper
 from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
+from gateway.sign_in import JwksVerifier, SignInUnavailable
 from gateway.turns import TurnStarter
 from shared import keys
 from shared.db.database import Database, DatabaseUnavailable
@@ -54,6 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
         redis = build_redis(settings)
         relay = TurnRelay(settings.effective_redis_url, redis)
         await relay.start()
+        sign_in_http = httpx.AsyncClient() if settings.auth_jwks_url is not None else None
+        sign_in = build_sign_in(settings, sign_in_http)
         database = Database(settings)
         database.start()  # migrates in the background; chat does not wait for it
         owners = ConversationOwners(redis, database, settings.conversation_ttl_s)
@@ -66,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             sockets=SocketCounter(settings.max_sockets_per_client),
             metrics=GatewayMetrics(relay),
             database=database,
-            readers=ReaderAuth(database),
+            readers=ReaderAuth(database, sign_in),
         )
         stop_reaper = asyncio.Event()
         reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events, stop_reaper), name="reaper")
@@ -83,6 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
                 reaper.cancel()
             await relay.stop()
             await database.close()
+            if sign_in_http is not None:
+                await sign_in_http.aclose()
             await redis.aclose(close_connection_pool=True)
 
     app = FastAPI(
@@ -105,12 +111,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(history_routes.router)
     app.include_router(admin_history_routes.router)
-    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
-    app.add_exception_handler(SQLAlchemyError, _database_unavailable)
+    app.add_exception_handler(DatabaseUnavailable, _history_unavailable)
+    app.add_exception_handler(SQLAlchemyError, _history_unavailable)
+    app.add_exception_handler(SignInUnavailable, _history_unavailable)
     return app
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+def build_sign_in(settings: Settings, http: httpx.AsyncClient | None) -> JwksVerifier | None:
+    if settings.auth_jwks_url is None or http is None or not settings.auth_issuer or not settings.auth_audience:
+        return None
+    return JwksVerifier(str(settings.auth_jwks_url), settings.auth_issuer, settings.auth_audience, http)
+
+
+async def _history_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     """History needs the database; chat does not. A request that cannot reach it is told so, with no detail."""
     logger.warning("database unavailable for a request: %s", type(exc).__name__)
     return JSONResponse(

@@ -22,6 +22,7 @@ from shared.protocol import (
     DoneEvent,
     ErrorCode,
     ErrorEvent,
+    ReaderLevel,
     Source,
     SourcesEvent,
     describe_validation_error,
@@ -49,6 +50,10 @@ class ChatRequest(BaseModel):
     question: str = Field(min_length=1, description="The reader's question.")
     conversation_id: str | None = Field(None, pattern=CONVERSATION_ID_PATTERN)
     selected_text: str | None = Field(None, description="A passage the reader highlighted; primary context.")
+    language: str | None = Field(
+        None, description="The reader's language (BCP 47, e.g. 'ur'); overrides the one detected from the question."
+    )
+    level: ReaderLevel | None = Field(None, description="The reader's level; the explanation adapts to it.")
 
 
 class ChatCitation(BaseModel):
@@ -65,6 +70,8 @@ class ChatResponse(BaseModel):
     sources: list[Source]
     citations: list[ChatCitation]
     provider: str
+    grounded: bool
+    suggestions: list[str]
 
 
 class ApiError(BaseModel):
@@ -166,6 +173,8 @@ async def chat(request: ChatRequest, http: Request, services: ServicesDep) -> An
                 sources=sources,
                 citations=citations,
                 provider=event.provider,
+                grounded=event.grounded,
+                suggestions=event.suggestions,
             )
     return error_response(
         ErrorEvent(turn_id=accepted.turn_id, code=ErrorCode.TIMEOUT, message="the turn did not finish")

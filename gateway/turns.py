@@ -91,6 +91,8 @@ class TurnStarter:
             conversation_id=conversation_id,
             question=ask.question,
             selected_text=ask.selected_text,
+            language=ask.language,
+            level=ask.level,
             reader_id=reader_id,
             new_conversation=new_conversation,
             enqueued_at=received,

@@ -42,6 +42,9 @@ class TurnJob(BaseModel):
     conversation_id: str
     question: str
     selected_text: str | None = None
+    language: str | None = None
+    """The ask's BCP 47 tag, already validated and normalised; None: detect it from the question."""
+    level: Literal["beginner", "intermediate", "advanced"] | None = None
     reader_id: str | None = None
     """The reader the turn belongs to (their socket said ``hello``); None: it is kept under no reader."""
     new_conversation: bool = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
+import langcodes
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 # Ids the service generates are 32 hex characters; anything else a client sends is refused before it
@@ -21,6 +22,10 @@ EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 # A Redis stream id is two unsigned 64-bit integers: twenty digits can say more than that, and an id out of
 # range makes Redis refuse the whole read it is part of (the relay's one XREAD serves every socket).
 STREAM_ID_PART_MAX = 2**64 - 1
+# The shape of a BCP 47 tag ("ur", "en-GB", "zh-Hant-TW"); langcodes then checks that its parts exist.
+LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,6}$"
+
+ReaderLevel = Literal["beginner", "intermediate", "advanced"]
 
 
 class ErrorCode(enum.StrEnum):
@@ -54,6 +59,19 @@ class AskFrame(_Frame):
     question: Annotated[str, Field(min_length=1)]
     conversation_id: Annotated[str | None, Field(pattern=CONVERSATION_ID_PATTERN)] = None
     selected_text: str | None = None
+    language: Annotated[str | None, Field(pattern=LANGUAGE_TAG_PATTERN, max_length=35)] = None
+    """The reader's language as a BCP 47 tag; overrides the language detected from the question."""
+    level: ReaderLevel | None = None
+    """How much the reader knows already; the Cohere path adapts its explanation to it."""
+
+    @field_validator("language")
+    @classmethod
+    def _language_is_bcp47(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not langcodes.tag_is_valid(value):
+            raise ValueError("language is not a valid BCP 47 tag")
+        return str(langcodes.standardize_tag(value))
 
     @field_validator("question")
     @classmethod
@@ -191,6 +209,10 @@ class DoneEvent(_Event):
     turn_id: str
     answer: str
     provider: Literal["cohere", "offline"]
+    grounded: bool = True
+    """False when the answer is not drawn from the book: "the book does not cover that", or small talk."""
+    suggestions: list[str] = Field(default_factory=list)
+    """Up to 3 follow-up questions from the headings near the sections the answer drew on."""
 
 
 class ErrorEvent(_Event):

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     # --- retrieval and turns ---
     retrieval_top_k: int = Field(5, ge=1, le=20)
     retrieval_candidates: int = Field(20, ge=1, le=100)
+    offline_min_coverage: float = Field(
+        0.36,
+        ge=0,
+        le=1,
+        description="Offline: below this share of the question's content (IDF-weighted) in the best passage, "
+        "the answer says the book does not cover it.",
+    )
+    rerank_min_relevance: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Cohere path: below this rerank relevance score of the best passage, the answer says the book "
+        "does not cover the question (no chat call).",
+    )
     turn_timeout_s: float = Field(60.0, gt=0, description="Longest a turn may run before it ends in error.")
     turn_events_ttl_s: int = Field(3600, ge=10, description="How long a turn's events stay resumable.")
     resume_grace_s: float = Field(

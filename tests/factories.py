@@ -15,6 +15,7 @@ from shared.db.readers import create_reader
 from shared.history import CitationRecord, TurnRecord
 from shared.protocol import Source
 from shared.settings import Settings
+from worker.knowledge.store import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_BOOK = REPO / "book" / "docs"
@@ -103,3 +104,18 @@ async def a_reader(database: Database) -> tuple[str, str]:
     """A new reader's (id, token)."""
     created = await create_reader(database.sessions)
     return created.reader_id, created.reader_token
+
+
+def passage(
+    *, text: str, doc: str = "02-ros2/01-nodes-and-topics.md", heading: str = "Topics", score: float = 1.0
+) -> Passage:
+    """A retrieved passage of the sample book, as ``KnowledgeStore.search`` returns them."""
+    return Passage(
+        id=f"{doc}#{heading}",
+        doc=doc,
+        title="Nodes and Topics in ROS 2",
+        heading=heading,
+        url=f"/docs/{doc.removesuffix('.md')}#{heading.lower().replace(' ', '-')}",
+        text=text,
+        score=score,
+    )

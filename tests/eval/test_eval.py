@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from eval.__main__ import DEFAULT_CORPORA, DEFAULT_QUESTIONS, load_questions, main
+from eval.answers import load_answer_facts, load_follow_ups, load_out_of_scope
 
 
 def test_at_least_40_questions_each_naming_documents_that_exist() -> None:
@@ -35,7 +37,28 @@ def test_no_question_is_copied_from_the_books() -> None:
             assert " ".join(words[start : start + 8]) not in books[question.book], question.text
 
 
-def test_the_evaluation_command_meets_the_recall_target(tmp_path: Path) -> None:
+def test_the_evaluation_command_meets_its_targets(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     assert main(["--books", "book-b", "--quiet", "--min-recall", "0.9", "--json", str(out)]) == 0
-    assert '"recall@5"' in out.read_text(encoding="utf-8")
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert figures["all"]["sparse"]["recall@5"] >= 0.9
+    offline = figures["declines"]["book-b"]["offline"]
+    assert offline["out-of-scope"] >= 0.9 and offline["in-scope"] <= 0.03, offline
+    assert figures["follow_ups"]["book-b"]["offline"] >= 0.9
+    facts = figures["key_facts"]
+    assert facts["offline"]["key facts present"] > facts["offline, before"]["key facts present"]
+    assert (
+        facts["offline"]["main fact in the first sentence"]
+        > facts["offline, before"]["main fact in the first sentence"]
+    )
+
+
+def test_the_out_of_scope_and_follow_up_sets() -> None:
+    out_of_scope = load_out_of_scope()
+    assert set(out_of_scope) == {"unrelated", "near-domain", "small-talk"}
+    assert sum(len(questions) for questions in out_of_scope.values()) >= 40
+    conversations = load_follow_ups()
+    assert {c.book for c in conversations} == {"book-a", "book-b"} and len(conversations) >= 20
+    for talk in conversations:
+        assert all((DEFAULT_CORPORA / talk.book / doc).is_file() for doc in talk.docs), talk
+    assert len(load_answer_facts()) >= 30

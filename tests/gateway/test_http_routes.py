@@ -21,8 +21,10 @@ async def test_rest_chat_offline(make_settings: SettingsFactory) -> None:
         response = await client.post("/api/chat", json={"question": "What does a URDF describe?"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"turn_id", "conversation_id", "answer", "sources", "citations", "provider"}
-    assert body["provider"] == "offline" and body["answer"]
+    assert set(body) == {
+        "turn_id", "conversation_id", "answer", "sources", "citations", "provider", "grounded", "suggestions"
+    }  # fmt: skip
+    assert body["provider"] == "offline" and body["answer"] and body["grounded"] is True
     assert any("urdf" in s["doc"] for s in body["sources"])
     for citation in body["citations"]:
         assert body["answer"][citation["start"] : citation["end"]] == citation["text"]

@@ -554,6 +554,31 @@ class KnowledgeStore:
                     found.setdefault(doc, str(payload.get("source_hash", "")))
         return found
 
+    async def section_texts(self, name: str) -> AsyncIterator[list[tuple[str, str, str]]]:
+        """Every passage of collection ``name`` as (title, heading path, text), a batch at a time."""
+        async for records in self._scroll(name, payload=["title", "heading", "text"], vectors=False):
+            yield [
+                (str(p.get("title", "")), str(p.get("heading", "")), str(p.get("text", "")))
+                for p in (r.payload or {} for r in records)
+            ]
+
+    async def outline(self, doc: str) -> list[tuple[str, str]]:
+        """The sections of one document in reading order, as (heading path, url), each heading once."""
+        where = models.Filter(must=[models.FieldCondition(key="doc", match=models.MatchValue(value=doc))])
+        chunks: list[tuple[int, str, str]] = []
+        async for records in self._scroll(
+            self.collection, payload=["position", "heading", "url"], vectors=False, where=where
+        ):
+            for record in records:
+                payload = record.payload or {}
+                chunks.append(
+                    (int(payload.get("position", 0)), str(payload.get("heading", "")), str(payload.get("url", "")))
+                )
+        sections: dict[str, str] = {}
+        for _, heading, url in sorted(chunks):
+            sections.setdefault(heading, url)
+        return list(sections.items())
+
     async def copy_documents(self, source: str, target: str, docs: set[str]) -> int:
         """Copy the points of ``docs`` (vectors and payload as they are) from ``source`` to ``target``."""
         copied = 0

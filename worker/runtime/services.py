@@ -10,6 +10,7 @@ from shared.db.database import Database
 from shared.settings import Settings
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
 from worker.turns.timings import TurnTimings
@@ -22,6 +23,7 @@ class WorkerServices:
     redis: Redis
     batcher: EventBatcher  # every turn's events go out through it
     store: KnowledgeStore
+    vocabulary: BookVocabulary  # how rare the book's words are: whether it covers a question (offline)
     cohere: CohereProvider | None
     memory: ConversationMemory
     metrics: TurnTimings

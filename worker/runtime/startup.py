@@ -22,6 +22,7 @@ from worker.cohere.provider import CohereProvider
 from worker.history.retention import purge_history_periodically
 from worker.history.writer import HistoryWriter
 from worker.knowledge.store import KnowledgeStore
+from worker.knowledge.vocabulary import BookVocabulary
 from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
 from worker.runtime.services import WorkerServices
@@ -102,6 +103,7 @@ def lifecycle(
                 TurnEventWriter(events_redis, settings.turn_events_ttl_s, settings.max_events_per_turn)
             ),
             store=store,
+            vocabulary=BookVocabulary(store),
             cohere=CohereProvider(cohere_clients, settings, redis) if cohere_clients else None,
             memory=ConversationMemory(
                 redis, settings.conversation_max_turns, settings.conversation_ttl_s, database=database
