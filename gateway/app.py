@@ -98,10 +98,12 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             stop_reaper.set()
-            for task in app.state.services.abandoned:
+            abandoned = list(app.state.services.abandoned)
+            for task in abandoned:
                 task.cancel()
-            # Bounded: shutdown must finish even if a task ignores its stop (see run_reaper).
-            await asyncio.wait({reaper}, timeout=REAPER_STOP_S)
+            # Bounded: shutdown must finish even if a task ignores its stop (see run_reaper). The cancelled
+            # tasks unwind meanwhile, so none is left holding a Redis connection when the loop closes.
+            await asyncio.wait({reaper, *abandoned}, timeout=REAPER_STOP_S)
             if not reaper.done():
                 reaper.cancel()
             await relay.stop()
