@@ -41,8 +41,10 @@ from shared.redact import display_source
 from shared.reindex import ReindexProgress, new_job_id
 from shared.settings import Settings
 from worker.cohere.failures import ProviderFailure
+from worker.knowledge.documents import Chunk, DocumentError
 from worker.knowledge.embed_cache import EmbeddingCache, cache_key, cache_path
-from worker.knowledge.markdown_chunks import Chunk, DocumentError, chunk_document, new_parser
+from worker.knowledge.markdown_chunks import chunk_document
+from worker.knowledge.markdown_parser import new_parser
 from worker.knowledge.skip_report import log_skip_summary, nothing_to_index
 from worker.knowledge.sources import LoadedSource, SourceDocument, SourceError, load_source
 from worker.knowledge.store import DENSE_DISTANCE, KnowledgeStore, KnowledgeStoreError, point_id

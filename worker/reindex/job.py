@@ -39,7 +39,7 @@ from shared.reindex import (
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
 from worker.knowledge.indexing import IndexBuild, IndexingError, IndexReport, reason_to_index
 from worker.knowledge.store import KnowledgeStoreError
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 
 logger = logging.getLogger(__name__)
 

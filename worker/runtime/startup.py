@@ -26,7 +26,7 @@ from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
 from worker.turns.timings import TurnTimings
