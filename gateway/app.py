@@ -14,7 +14,15 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
+from gateway import (
+    admin_gaps_routes,
+    admin_history_routes,
+    admin_routes,
+    chat_socket,
+    history_routes,
+    http_routes,
+    pages,
+)
 from gateway.clients import SocketCounter
 from gateway.conversation_owners import ConversationOwners
 from gateway.metrics import GatewayMetrics
@@ -105,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(history_routes.router)
     app.include_router(admin_history_routes.router)
+    app.include_router(admin_gaps_routes.router)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     return app

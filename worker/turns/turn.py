@@ -21,6 +21,7 @@ from shared.protocol import (
     Source,
     SourcesEvent,
 )
+from shared.small_talk import small_talk_kind
 from shared.turn_events import TurnStreamLost
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
@@ -32,7 +33,6 @@ from worker.turns.follow_ups import retrieval_query
 from worker.turns.offline_answer import OfflinePassage, compose
 from worker.turns.reader_language import ReaderLanguage, reader_language
 from worker.turns.records import record_turn
-from worker.turns.small_talk import small_talk_kind
 from worker.turns.suggestions import follow_up_questions
 from worker.turns.system_prompt import system_prompt
 
