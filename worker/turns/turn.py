@@ -186,7 +186,9 @@ async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSin
             )
     await sink.drain()
     answer = sink.answer
-    suggestions = await _suggestions(services, job, passages, source_ids, cited)
+    # A model's answer that cites nothing is not drawn from the book (it said the book lacks it).
+    grounded = offline or bool(cited)
+    suggestions = await _suggestions(services, job, passages, source_ids, cited) if grounded else []
     # Remember before announcing ``done``: a follow-up asked the instant ``done`` arrives must see it.
     await services.memory.remember(job.conversation_id, job.question, answer)
     await sink.emit(
@@ -194,8 +196,7 @@ async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSin
             turn_id=job.turn_id,
             answer=answer,
             provider=services.settings.provider,
-            # A model's answer that cites nothing is not drawn from the book (it said the book lacks it).
-            grounded=offline or bool(cited),
+            grounded=grounded,
             suggestions=suggestions,
         )
     )
