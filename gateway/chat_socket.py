@@ -23,6 +23,7 @@ from gateway.clients import client_address, origin_allowed
 from gateway.frame_budget import TokenBucket
 from gateway.reader_auth import InvalidCredentials
 from gateway.services import GatewayServices, ServicesDep
+from gateway.sign_in import SignInUnavailable
 from gateway.turns import TurnNotAccepted
 from shared.db.database import DatabaseUnavailable
 from shared.db.feedback import save_feedback
@@ -147,7 +148,7 @@ class ChatSession:
                 await self.feedback(frame)
         except TurnNotAccepted as exc:
             self.push_event(exc.error)
-        except (DatabaseUnavailable, SQLAlchemyError) as exc:
+        except (DatabaseUnavailable, SQLAlchemyError, SignInUnavailable) as exc:
             logger.warning("database unavailable while handling a frame: %s", type(exc).__name__)
             self.push_event(bad_frame("your history is temporarily unavailable", ErrorCode.UNAVAILABLE))
         except (RedisError, OSError) as exc:
@@ -311,7 +312,7 @@ def too_many_control_frames(retry_after_s: float) -> ErrorEvent:
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket, services: ServicesDep) -> None:
     settings = services.settings
-    if not origin_allowed(websocket, settings.allowed_origins):
+    if not origin_allowed(websocket, settings):
         logger.info("refused a socket from origin %r", websocket.headers.get("origin"))
         await websocket.close(code=CLOSE_POLICY_VIOLATION)  # before accept: the handshake gets HTTP 403
         return

@@ -175,3 +175,14 @@ async def database(make_settings: SettingsFactory, database_url: str | None) -> 
     db.schema_ready.set()
     yield db
     await db.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A Postgres of the test's own, started, for tests that stop and start it (outages)."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    if server.running():
+        server.stop("immediate")
+    server.remove()

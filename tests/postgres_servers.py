@@ -98,6 +98,9 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         self._ctl("-m", mode, "-w", "stop")
 
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
     def url(self, database: str = "postgres", port: int | None = None) -> str:
         return f"postgresql://postgres@127.0.0.1:{port or self.port}/{database}"
 

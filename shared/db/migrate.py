@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any constant shared by every process of the service: "the tutor's schema is being migrated".
 ADVISORY_LOCK_KEY = 0x7475746F72  # "tutor"
-RETRY_MAX_S = 30.0
+RETRY_MAX_S = 10.0
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -35,10 +35,11 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class HistoryWriter:
-    def __init__(self, redis: Redis, database: Database, consumer: str) -> None:
+    def __init__(self, redis: Redis, database: Database, consumer: str, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
         self._redis = redis
         self._database = database
         self._consumer = consumer
+        self._claim_idle_ms = claim_idle_ms
         self._own_pending = True  # at start, and after a failed write: first the records this writer holds
         self._last_claim = 0.0
         self.written = 0
@@ -76,7 +77,7 @@ class HistoryWriter:
             if entries:
                 return entries
             self._own_pending = False
-        if time.monotonic() - self._last_claim > CLAIM_EVERY_S:
+        if time.monotonic() - self._last_claim > min(CLAIM_EVERY_S, self._claim_idle_ms / 1000):
             self._last_claim = time.monotonic()
             claimed = await self._claim_abandoned()
             if claimed:
@@ -108,7 +109,7 @@ class HistoryWriter:
     async def _claim_abandoned(self) -> list[Entry]:
         try:
             reply = await self._redis.xautoclaim(
-                keys.HISTORY_QUEUE, WRITERS_GROUP, self._consumer, CLAIM_IDLE_MS, start_id="0-0", count=BATCH
+                keys.HISTORY_QUEUE, WRITERS_GROUP, self._consumer, self._claim_idle_ms, start_id="0-0", count=BATCH
             )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):

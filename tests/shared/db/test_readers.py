@@ -1,0 +1,76 @@
+"""Readers on every backend: tokens kept only as hashes, signed-in readers created once, an anonymous
+history joining the account, deletion of everything of a reader, and the retention purge."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import func, select
+
+from shared.db.conversations import list_conversations, purge_idle_conversations
+from shared.db.database import Database
+from shared.db.feedback import save_feedback
+from shared.db.models import Feedback, Reader, Turn
+from shared.db.readers import delete_reader, reader_by_subject, reader_by_token
+from shared.db.turn_history import write_turns
+from shared.protocol import FeedbackFields
+from tests.factories import a_reader, a_turn_record
+
+
+async def count(database: Database, model: type) -> int:
+    async with database.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_a_token_is_stored_only_as_its_hash(database: Database) -> None:
+    reader_id, token = await a_reader(database)
+    assert len(token) >= 43  # 256 random bits, url-safe
+    async with database.sessions() as session:
+        stored = (await session.execute(select(Reader.id, Reader.token_hash))).all()
+    assert stored == [(reader_id, stored[0][1])] and token not in str(stored)
+    assert await reader_by_token(database.sessions, token) == reader_id
+    for wrong in ["", token[:-1], token + "x", "x" * 500, "' OR '1'='1"]:
+        assert await reader_by_token(database.sessions, wrong) is None
+
+
+async def test_a_signed_in_reader_is_created_once_and_their_anonymous_history_joins(database: Database) -> None:
+    anonymous, _ = await a_reader(database)
+    record = a_turn_record(reader_id=anonymous)
+    await write_turns(database.sessions, [record])
+    await save_feedback(database.sessions, anonymous, record.turn_id, FeedbackFields(rating="up"))
+    subject = "https://auth.example|user-42"
+    first_visits = await asyncio.gather(*(reader_by_subject(database.sessions, subject) for _ in range(5)))
+    assert len(set(first_visits)) == 1, "concurrent first visits make one reader"
+    account = await reader_by_subject(database.sessions, subject, joining=anonymous)
+    assert account == first_visits[0]
+    page = await list_conversations(database.sessions, account)
+    assert [c.id for c in page.conversations] == [record.conversation_id]
+    assert await save_feedback(database.sessions, account, record.turn_id, FeedbackFields(rating="down"))
+    async with database.sessions() as session:
+        assert await session.scalar(select(Reader.id).where(Reader.id == anonymous)) is None
+
+
+async def test_deleting_a_reader_deletes_everything_of_theirs_only(database: Database) -> None:
+    mine, _ = await a_reader(database)
+    theirs, _ = await a_reader(database)
+    records = [a_turn_record(reader_id=mine), a_turn_record(reader_id=theirs)]
+    await write_turns(database.sessions, records)
+    for reader, record in zip([mine, theirs], records, strict=True):
+        await save_feedback(database.sessions, reader, record.turn_id, FeedbackFields(rating="up"))
+    await delete_reader(database.sessions, mine)
+    assert await count(database, Turn) == 1 and await count(database, Feedback) == 1
+    assert (await list_conversations(database.sessions, theirs)).conversations
+
+
+async def test_conversations_idle_past_the_retention_are_purged(database: Database) -> None:
+    reader_id, _ = await a_reader(database)
+    now = time.time()
+    old = a_turn_record(reader_id=reader_id, asked_at=now - 200 * 86400, finished_at=now - 200 * 86400)
+    recent = a_turn_record(reader_id=reader_id)
+    await write_turns(database.sessions, [old, recent])
+    await save_feedback(database.sessions, reader_id, old.turn_id, FeedbackFields(rating="down"))
+    assert await purge_idle_conversations(database.sessions, 180) == 1
+    page = await list_conversations(database.sessions, reader_id)
+    assert [c.id for c in page.conversations] == [recent.conversation_id]
+    assert await count(database, Turn) == 1 and await count(database, Feedback) == 0
