@@ -27,7 +27,7 @@ from shared.turn_events import TurnStreamLost
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
 from worker.knowledge.store import KnowledgeStoreError, Passage
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.book_scope import offline_covers, rerank_covers
 from worker.turns.event_sink import TurnEnded, TurnEventSink
 from worker.turns.follow_ups import retrieval_query
