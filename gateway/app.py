@@ -17,7 +17,15 @@ from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
+from gateway import (
+    admin_gaps_routes,
+    admin_history_routes,
+    admin_routes,
+    chat_socket,
+    history_routes,
+    http_routes,
+    pages,
+)
 from gateway.clients import SocketCounter
 from gateway.conversation_owners import ConversationOwners
 from gateway.http_limits import BodyDeadline, OneRequestPerConnection
@@ -139,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_routes.router, max_body_size=settings.max_request_body_bytes)
     app.include_router(history_routes.router, max_body_size=settings.max_request_body_bytes)
     app.include_router(admin_history_routes.router)
+    app.include_router(admin_gaps_routes.router)
     app.add_exception_handler(DatabaseUnavailable, _history_unavailable)
     app.add_exception_handler(SQLAlchemyError, _history_unavailable)
     app.add_exception_handler(SignInUnavailable, _history_unavailable)
