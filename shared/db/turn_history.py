@@ -54,6 +54,7 @@ async def write_turns(sessions: async_sessionmaker[AsyncSession], records: Seque
                 "citations": storable_json([c.model_dump(mode="json") for c in r.citations]),
                 "provider": r.provider,
                 "status": str(r.status),
+                "grounded": r.grounded,
                 "first_delta_ms": r.first_delta_ms,
                 "total_ms": r.total_ms,
                 "created_at": to_datetime(r.asked_at),

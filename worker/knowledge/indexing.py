@@ -37,6 +37,7 @@ from qdrant_client import models
 
 from shared.jobs import ReindexMode
 from shared.protocol import ErrorCode
+from shared.redact import display_source
 from shared.reindex import ReindexProgress, new_job_id
 from shared.settings import Settings
 from worker.cohere.failures import ProviderFailure
@@ -498,7 +499,7 @@ async def index_book(
     )
     report = await build.run()
     for doc, reason in report.skipped:
-        log.warning("skipped %s: %s", doc, reason)
+        log.warning("skipped %s: %s", display_source(doc), reason)
     return report
 
 
@@ -534,7 +535,7 @@ async def ensure_indexed(
     if reason is None:
         log.info("collection %s ready at %s", store.collection, store.location)
         return None
-    log.info("indexing %s into %s: %s", settings.book_source, store.collection, reason)
+    log.info("indexing %s into %s: %s", display_source(settings.book_source), store.collection, reason)
     cache = await EmbeddingCache.open(cache_path(settings.data_dir)) if embedder is not None else None
     try:
         return await index_book(

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.db.database import Database
+from shared.redact import display_source
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from worker.cohere.client import build_cohere_clients
@@ -44,7 +45,7 @@ async def index_until_ready(services: WorkerServices, state: WorkerState) -> Non
             if report is not None:
                 logger.info(
                     "indexed %s: %d documents, %d chunks in %.2fs (%d skipped)",
-                    services.settings.book_source,
+                    display_source(services.settings.book_source),
                     report.documents,
                     report.chunks,
                     report.seconds,

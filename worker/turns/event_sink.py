@@ -110,6 +110,7 @@ class TurnEventSink:
         self.first_delta_at: float | None = None
         self.sources: list[Source] = []
         self.citations: list[CitationEvent] = []
+        self.grounded: bool | None = None  # from ``done``: whether the answer was drawn from the book
         self.outcome: Literal["done"] | ErrorCode | None = None
         """How the turn ended, when this sink wrote its terminal event (None: it did not, or not yet)."""
 
@@ -145,6 +146,8 @@ class TurnEventSink:
             self.sources = event.sources
         elif isinstance(event, CitationEvent):
             self.citations.append(event)
+        elif isinstance(event, DoneEvent):
+            self.grounded = event.grounded
         self._close_delta()
         self._queue.append(event)
         self._batcher._schedule(self)
