@@ -8,7 +8,8 @@
    ``--turns`` turns of ``--readers`` readers in Postgres: p50/p95 per request, one request at a time;
 3. ttfd: the stack (``python -m worker``, ``python -m gateway``, the fake Cohere at a realistic pace) with
    ``DATABASE_URL`` at Postgres, 100 chats in flight, measured with Postgres up (every turn written), then
-   stopped (records wait in Redis), then up again: time to first delta and whole turn, and the ratio.
+   stopped (records wait in Redis), then up again: time to first delta and whole turn (p50/p90/p99), and
+   the ratios.
 
 Prints the figures and writes ``bench/results/history.json``. The load runs on the same CPUs as the
 stack and the database: the machine's load average is recorded with the figures.
@@ -36,10 +37,11 @@ from bench.stack import FakeCohereSettings, LocalStack
 from fake_cohere.testing import serve_asgi
 from gateway.app import create_app
 from loadtest.questions import load_questions
+from shared.db.conversations import get_conversation, list_conversations
 from shared.db.database import Database
 from shared.db.migrate import migrate
 from shared.db.models import Reader
-from shared.db.readers import token_hash
+from shared.db.readers import reader_by_token, token_hash
 from shared.db.turn_history import write_turns
 from shared.history import TurnRecord
 from shared.settings import Settings
@@ -131,6 +133,19 @@ async def measure_reads(
     filled = time.perf_counter()
     owned = await fill_history(database, turns, readers)
     fill_s = time.perf_counter() - filled
+    # the queries alone (the token's reader, then the list; one conversation), without HTTP and the gateway
+    direct_lists: list[float] = []
+    direct_gets: list[float] = []
+    for _ in range(requests):
+        token, conversations = random.choice(owned)
+        started = time.perf_counter()
+        reader_id = await reader_by_token(database.sessions, token)
+        assert reader_id is not None
+        await list_conversations(database.sessions, reader_id)
+        direct_lists.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await get_conversation(database.sessions, reader_id, random.choice(conversations))
+        direct_gets.append((time.perf_counter() - started) * 1000)
     await database.close()
     lists: list[float] = []
     gets: list[float] = []
@@ -189,12 +204,13 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float)
                 server.start()
             level = await measure_level(stack, 100, duration_s=duration_s, questions=questions)
             level["load"] = load()
+            print(label, level["ttfd_ms"], level["turn_ms"], level["load"], flush=True)
             results[label] = {
                 k: level[k] for k in ("turns_ok", "turns_failed", "ttfd_ms", "turn_ms", "cpu_cores_used", "load")
             }
     on = [results["on"], results["on_again"]]
     off = results["off"]
-    for stat in ("p50", "p95"):
+    for stat in ("p50", "p90", "p99"):
         mean_on = statistics.mean(level["ttfd_ms"][stat] for level in on)
         results[f"ttfd_{stat}_ratio_on_off"] = round(mean_on / off["ttfd_ms"][stat], 3)
     return results
