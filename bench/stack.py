@@ -222,6 +222,9 @@ class LocalStack:
                 # which protect a public deployment, would measure themselves instead of the pipeline.
                 "ASKS_PER_MINUTE_PER_CLIENT": "0",
                 "MAX_SOCKETS_PER_CLIENT": "100000",
+                # Thousands of sockets opened at once are that many handshakes in flight; a public gateway
+                # answers those past MAX_HTTP_CONNECTIONS with 503, which here would measure the bound.
+                "MAX_HTTP_CONNECTIONS": "100000",
             }
         )
         env.update(self.extra_env)

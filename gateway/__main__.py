@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
+from gateway.serving import uvicorn_options
 from shared.logs import configure_logging
 from shared.settings import load_settings
 
@@ -17,15 +18,9 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        # Frames over this size close the socket with 1009; smaller ones over MAX_FRAME_BYTES get an error.
-        ws_max_size=max(1024 * 1024, settings.max_frame_bytes * 2),
-        # Per-message compression costs ~100 KB of zlib state per socket; answers are small text.
-        ws_per_message_deflate=False,
         log_config=None,
         timeout_graceful_shutdown=1,
-        proxy_headers=False,
+        **uvicorn_options(settings),
     )
     uvicorn.Server(config).run()
 

@@ -12,7 +12,8 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from gateway.admin_routes import Credentials, _denied
+from gateway.admin_access import AdminAccessDep
+from gateway.admin_routes import _denied
 from gateway.services import ServicesDep
 from shared.db.feedback import feedback_export
 from shared.db.usage_stats import usage_stats
@@ -35,6 +36,7 @@ CSV_COLUMNS = [
 ]
 _COMMON: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or wrong admin token"},
+    429: {"description": "Too many failed attempts from this address"},
     404: {"description": "Admin API off (ADMIN_TOKEN unset)"},
     503: {"description": "The database is unavailable"},
 }
@@ -51,13 +53,13 @@ def _csv_cell(value: Any) -> Any:
 @router.get("/feedback", responses={**_COMMON, 200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}})
 async def export_feedback(
     services: ServicesDep,
-    credentials: Credentials,
+    access: AdminAccessDep,
     rating: Literal["up", "down"] | None = None,
     since: Annotated[datetime | None, Query(description="ISO 8601; ratings given or changed since")] = None,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> Any:
     """Every rating (filtered by rating and date), oldest first, with the turn it rates."""
-    if (denied := _denied(services, credentials)) is not None:
+    if (denied := _denied(access)) is not None:
         return denied
     rows = await feedback_export(await services.database.ready_sessions(), rating, since)
     if format == "csv":
@@ -78,12 +80,12 @@ async def export_feedback(
 @router.get("/stats", responses=_COMMON)
 async def stats(
     services: ServicesDep,
-    credentials: Credentials,
+    access: AdminAccessDep,
     days: Annotated[int, Query(ge=1, le=3660, description="the window, ending now")] = 30,
 ) -> Any:
     """Turns per day, by provider and by outcome (`done` or the error code), ratings up/down, and the p50
     and p95 of the time to first delta and of the whole turn (milliseconds, from the ask)."""
-    if (denied := _denied(services, credentials)) is not None:
+    if (denied := _denied(access)) is not None:
         return denied
     sessions = await services.database.ready_sessions()
     async with sessions() as session:

@@ -2,22 +2,22 @@
 
 Off unless ``ADMIN_TOKEN`` is set: every route then answers 404, as if it did not exist. With it set, a
 request needs ``Authorization: Bearer <ADMIN_TOKEN>`` (compared in constant time); none or a wrong one
-gets 401. The gateway never touches Qdrant: it takes the re-index lock, records the job and enqueues it
-(shared/reindex.py); a worker builds the new version and writes the progress returned here.
+gets 401, and too many failures from one address get 429 (gateway/admin_access.py). The gateway never
+touches Qdrant: it takes the re-index lock, records the job and enqueues it (shared/reindex.py); a worker
+builds the new version and writes the progress returned here.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.services import GatewayServices, ServicesDep
+from gateway.admin_access import Access, AdminAccess, AdminAccessDep
+from gateway.services import ServicesDep
 from gateway.turns import abort_job
 from shared import keys
 from shared.jobs import ReindexMode
@@ -32,12 +32,13 @@ from shared.reindex import (
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
-_bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN")
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 
 class AdminError(BaseModel):
-    code: Literal["unauthorized", "reindex_running", "unknown_job", "already_finished", "invalid_request"]
+    code: Literal[
+        "unauthorized", "rate_limited", "reindex_running", "unknown_job", "already_finished", "invalid_request"
+    ]
     message: str
     job_id: str | None = None
 
@@ -75,17 +76,18 @@ def _error(status_code: int, error: AdminError, headers: dict[str, str] | None =
     return JSONResponse({"error": error.model_dump(mode="json")}, status_code=status_code, headers=headers)
 
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-def _denied(services: GatewayServices, credentials: HTTPAuthorizationCredentials | None) -> JSONResponse | None:
+def _denied(access: AdminAccess) -> JSONResponse | None:
     """None when the request may use the admin API, else the answer to give it."""
-    token = services.settings.admin_token
-    if token is None:
-        return JSONResponse({"detail": "Not Found"}, status_code=status.HTTP_404_NOT_FOUND)
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if hmac.compare_digest(given, token.get_secret_value().encode()):
+    if access.granted:
         return None
+    if access.access is Access.OFF:
+        return JSONResponse({"detail": "Not Found"}, status_code=status.HTTP_404_NOT_FOUND)
+    if access.access is Access.LIMITED:
+        return _error(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            AdminError(code="rate_limited", message="too many failed attempts; please wait"),
+            headers={"Retry-After": str(max(1, round(access.retry_after_s)))},
+        )
     return _error(
         status.HTTP_401_UNAUTHORIZED,
         AdminError(code="unauthorized", message="a valid admin token is required"),
@@ -96,6 +98,7 @@ def _denied(services: GatewayServices, credentials: HTTPAuthorizationCredentials
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The id POST /api/admin/reindex answered.")]
 _COMMON: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or wrong admin token"},
+    429: {"description": "Too many failed attempts from this address"},
     404: {"description": "Admin API off (ADMIN_TOKEN unset), or no such job"},
 }
 
@@ -107,11 +110,11 @@ _COMMON: dict[int | str, dict[str, Any]] = {
     responses={**_COMMON, 409: {"model": dict[str, AdminError], "description": "A re-index is running"}},
 )
 async def start_reindex(
-    services: ServicesDep, credentials: Credentials, response: Response, request: ReindexRequest | None = None
+    services: ServicesDep, access: AdminAccessDep, response: Response, request: ReindexRequest | None = None
 ) -> Any:
     """Queue a re-index: a new version of the knowledge base is built in the background and replaces the
     serving one only once complete and checked; chat keeps answering throughout."""
-    if (denied := _denied(services, credentials)) is not None:
+    if (denied := _denied(access)) is not None:
         return denied
     body = request or ReindexRequest()
     source = body.source or services.settings.book_source
@@ -128,9 +131,9 @@ async def start_reindex(
 
 
 @router.get("/reindex", response_model=ReindexProgress, responses=_COMMON)
-async def latest_reindex(services: ServicesDep, credentials: Credentials) -> Any:
+async def latest_reindex(services: ServicesDep, access: AdminAccessDep) -> Any:
     """The most recent re-index (queued, running or finished)."""
-    if (denied := _denied(services, credentials)) is not None:
+    if (denied := _denied(access)) is not None:
         return denied
     raw = await services.redis.get(keys.REINDEX_LATEST)
     progress = await read_progress(services.redis, raw.decode()) if raw else None
@@ -140,9 +143,9 @@ async def latest_reindex(services: ServicesDep, credentials: Credentials) -> Any
 
 
 @router.get("/reindex/{job_id}", response_model=ReindexProgress, responses=_COMMON)
-async def reindex_status(job_id: JobId, services: ServicesDep, credentials: Credentials) -> Any:
+async def reindex_status(job_id: JobId, services: ServicesDep, access: AdminAccessDep) -> Any:
     """Status and progress of a re-index; ``status`` ends as ``complete`` or ``failed``."""
-    if (denied := _denied(services, credentials)) is not None:
+    if (denied := _denied(access)) is not None:
         return denied
     progress = await read_progress(services.redis, job_id)
     if progress is None:
@@ -158,9 +161,9 @@ async def reindex_status(job_id: JobId, services: ServicesDep, credentials: Cred
     response_model=ReindexProgress,
     responses={**_COMMON, 409: {"model": dict[str, AdminError], "description": "The job already finished"}},
 )
-async def cancel_reindex(job_id: JobId, services: ServicesDep, credentials: Credentials) -> Any:
+async def cancel_reindex(job_id: JobId, services: ServicesDep, access: AdminAccessDep) -> Any:
     """Cancel a re-index; the serving version stays as it is."""
-    if (denied := _denied(services, credentials)) is not None:
+    if (denied := _denied(access)) is not None:
         return denied
     redis = services.redis
     progress = await read_progress(redis, job_id)

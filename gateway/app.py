@@ -10,17 +10,21 @@ from contextlib import asynccontextmanager
 import httpx
 from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
 from gateway.clients import SocketCounter
 from gateway.conversation_owners import ConversationOwners
+from gateway.http_limits import BodyDeadline, OneRequestPerConnection
 from gateway.metrics import GatewayMetrics
 from gateway.reader_auth import ReaderAuth
 from gateway.reaper import run_reaper
+from gateway.redirects import RedirectsToPublicOrigin
 from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
 from gateway.sign_in import JwksVerifier, SignInUnavailable
@@ -28,12 +32,14 @@ from gateway.turns import TurnStarter
 from shared import keys
 from shared.db.database import Database, DatabaseUnavailable
 from shared.jobs import job_deserializer, job_serializer
+from shared.protocol import safe_error_parts
 from shared.rate_limit import RateLimiter
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 REAPER_STOP_S = 2.0
+ADMIN_FAILURE_BURST = 5
 
 
 def build_redis(settings: Settings) -> ArqRedis:
@@ -48,6 +54,16 @@ def build_redis(settings: Settings) -> ArqRedis:
         job_deserializer=job_deserializer,
         default_queue_name=keys.QUEUE_NAME,
     )
+
+
+async def validation_error_without_input(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body, without the ``input`` it would echo (a 60 KB field comes back 60 KB long)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for error in exc.errors():
+        loc, message = safe_error_parts(error)
+        detail.append({"type": error["type"], "loc": loc, "msg": message})
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -67,6 +83,9 @@ def create_app(settings: Settings) -> FastAPI:
             relay=relay,
             turns=TurnStarter(redis, settings, owners),
             ask_limiter=RateLimiter(redis, "asks", settings.asks_per_minute_per_client),
+            admin_failures=RateLimiter(
+                redis, "admin_failures", settings.admin_failures_per_minute_per_client, burst=ADMIN_FAILURE_BURST
+            ),
             sockets=SocketCounter(settings.max_sockets_per_client),
             metrics=GatewayMetrics(relay),
             database=database,
@@ -91,12 +110,15 @@ def create_app(settings: Settings) -> FastAPI:
                 await sign_in_http.aclose()
             await redis.aclose(close_connection_pool=True)
 
-    app = FastAPI(
+    # /docs with Swagger UI's files served from the package (FastAPI's self-hosted docs recipe): no CDN.
+    app = FastAPIOffline(
         title="Physical AI & Humanoid Robotics tutor",
         summary="Ask the book: a streamed, cited RAG chat over WebSocket (/ws/chat) and REST.",
         version="1.0.0",
         lifespan=lifespan,
+        redoc_url=None,
     )
+    app.add_exception_handler(RequestValidationError, validation_error_without_input)
     # CORS for the REST API from the same list that admits WebSocket origins (browsers apply CORS to
     # fetch() but not to sockets; gateway/clients.py checks those).
     app.add_middleware(
@@ -105,11 +127,15 @@ def create_app(settings: Settings) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["Content-Type", "Authorization"],
     )
-    app.include_router(http_routes.router)
+    app.add_middleware(BodyDeadline, timeout_s=settings.http_request_timeout_s)
+    app.add_middleware(OneRequestPerConnection)
+    app.add_middleware(RedirectsToPublicOrigin, public_origin=next(iter(settings.public_origins), None))
+    # Bodies over the limit are refused as they arrive (413 at once when Content-Length says so).
+    app.include_router(http_routes.router, max_body_size=settings.max_request_body_bytes)
     app.include_router(chat_socket.router)
     app.include_router(pages.router)
-    app.include_router(admin_routes.router)
-    app.include_router(history_routes.router)
+    app.include_router(admin_routes.router, max_body_size=settings.max_request_body_bytes)
+    app.include_router(history_routes.router, max_body_size=settings.max_request_body_bytes)
     app.include_router(admin_history_routes.router)
     app.add_exception_handler(DatabaseUnavailable, _history_unavailable)
     app.add_exception_handler(SQLAlchemyError, _history_unavailable)

@@ -312,7 +312,7 @@ def too_many_control_frames(retry_after_s: float) -> ErrorEvent:
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket, services: ServicesDep) -> None:
     settings = services.settings
-    if not origin_allowed(websocket, settings.allowed_origins):
+    if not origin_allowed(websocket, settings):
         logger.info("refused a socket from origin %r", websocket.headers.get("origin"))
         await websocket.close(code=CLOSE_POLICY_VIOLATION)  # before accept: the handshake gets HTTP 403
         return

@@ -7,6 +7,12 @@ from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
+from shared.settings import Settings, normalize_origin
+
+# Without a configured public origin the service's own address is unknown: pages served from this machine
+# (development, tests) may connect. The Host header says nothing: any client can set it.
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
 
 def client_address(connection: HTTPConnection, trust_proxy_headers: bool) -> str:
     """The client's address. Behind a trusted proxy (Spaces) it is the last X-Forwarded-For entry — the
@@ -19,17 +25,21 @@ def client_address(connection: HTTPConnection, trust_proxy_headers: bool) -> str
     return connection.client.host if connection.client else "unknown"
 
 
-def origin_allowed(connection: HTTPConnection, allowed: list[str]) -> bool:
+def origin_allowed(connection: HTTPConnection, settings: Settings) -> bool:
     """Browsers send ``Origin`` with every WebSocket handshake but do not apply CORS to it, so the server must
-    check it: the service's own origin and the configured ones pass. Clients that are not browsers send no
-    Origin (and cannot be stopped by this check anyway), so a missing header passes."""
+    check it, scheme included: the service's own origins (``PUBLIC_ORIGIN``) and ``ALLOWED_ORIGINS`` pass.
+    Clients that are not browsers send no Origin (and cannot be stopped by this check anyway), so a missing
+    header passes."""
     origin = connection.headers.get("origin")
-    if origin is None or "*" in allowed:
+    if origin is None or "*" in settings.allowed_origins:
         return True
-    if origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
+    normal = normalize_origin(origin)
+    if normal is None:
+        return False
+    own = settings.public_origins
+    if normal in own or normal in {normalize_origin(a) for a in settings.allowed_origins}:
         return True
-    host = connection.headers.get("host")
-    return host is not None and urlsplit(origin).netloc == host
+    return not own and urlsplit(normal).hostname in _LOOPBACK_HOSTS
 
 
 class SocketCounter:

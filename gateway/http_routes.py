@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.admin_access import bearer_token, check_admin
 from gateway.chat_socket import forward_turn_events, too_many_asks
 from gateway.clients import client_address
 from gateway.readiness import Readiness, check_readiness
@@ -96,7 +97,8 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(services: ServicesDep, response: Response) -> Readiness:
+async def ready(services: ServicesDep, http: Request, response: Response) -> Readiness:
+    """Each check's name and whether it passes; with the admin token, each check's details too."""
     readiness = await check_readiness(
         services.redis,
         services.settings.qdrant_collection,
@@ -105,7 +107,8 @@ async def ready(services: ServicesDep, response: Response) -> Readiness:
     )
     if readiness.failing:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return readiness
+    access = await check_admin(http, services, bearer_token(http))
+    return readiness if access.granted else readiness.without_details()
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -20,7 +20,8 @@ from shared.history import waiting_records
 
 class Check(BaseModel):
     ok: bool
-    detail: str
+    detail: str | None = Field(None, exclude_if=lambda detail: detail is None)
+    """Only for the admin: details name the store's path or Qdrant's host."""
 
 
 class Readiness(BaseModel):
@@ -33,6 +34,10 @@ class Readiness(BaseModel):
     """Finished turns queued in Redis for the database (None when Redis cannot say)."""
     explanation: str | None = None
     """While the first indexing of the book keeps failing: what failed and what to change, in one line."""
+
+    def without_details(self) -> Readiness:
+        """What anyone may see: each check's name and whether it passes."""
+        return self.model_copy(update={"checks": {name: Check(ok=c.ok) for name, c in self.checks.items()}})
 
 
 async def worker_heartbeats(redis: Redis) -> list[WorkerHeartbeat]:

@@ -1,9 +1,9 @@
-"""Ending the turns of a worker that died (SIGKILL, OOM): within seconds, not arq's in-progress expiry.
+"""Ending or handing on the turns of a worker that died (SIGKILL, OOM): within seconds, not arq's in-progress expiry.
 
-Each worker lists its turns in flight in Redis and keeps a heartbeat key with a short TTL. This loop,
-run by every gateway process, looks for workers whose heartbeat has expired and ends their turns with
-``worker_lost``. Ending a turn goes through the same exactly-once append as everything else, so several
-gateways (or a late worker) cannot produce a second terminal event.
+Each worker lists its turns in flight in Redis and keeps a heartbeat key with a short TTL. This loop, run by every
+gateway process, looks for workers whose heartbeat has expired: their turns that had sent no delta yet are handed
+to another worker, the others end with ``worker_lost``. Ending a turn goes through the same exactly-once append as
+everything else, so several gateways (or a late worker) cannot produce a second terminal event.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
 from shared.protocol import ErrorCode, ErrorEvent
+from shared.second_try import RETRIED_MARK_TTL_S, earlier_try
 from shared.turn_events import TurnEventWriter, TurnStreamLost
 from shared.waiting import wait_event
 
@@ -33,14 +35,19 @@ async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
         if await redis.exists(keys.worker_heartbeat(worker_id)):
             continue
         turns = await redis.smembers(keys.worker_turns(worker_id))  # type: ignore[misc]
+        retried = 0
         for raw_turn in turns:
             turn_id = raw_turn.decode()
+            if await hand_on(redis, turn_id):
+                retried += 1
+                continue
             error = ErrorEvent(
                 turn_id=turn_id,
                 code=ErrorCode.WORKER_LOST,
                 message="the worker answering this question stopped; please ask again",
             )
-            # arq does not run the job again: a turn's job has one try (worker/runtime/arq_worker.py).
+            # a second try (if arq ever ran one: its in-progress key lapses with the job's timeout) finds the
+            # turn ended and stops at once (worker/turns/turn.py)
             with contextlib.suppress(TurnStreamLost):
                 if await events.append(turn_id, [error]) is not None:
                     ended += 1
@@ -49,8 +56,25 @@ async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
             pipe.srem(keys.WORKERS_WITH_TURNS, worker_id)
             await pipe.execute()
         if turns:
-            logger.warning("worker %s is gone; ended %d of its turns with worker_lost", worker_id, len(turns))
+            logger.warning(
+                "worker %s is gone; %d of its turns handed to another worker, %d ended with worker_lost",
+                worker_id,
+                retried,
+                len(turns) - retried,
+            )
     return ended
+
+
+async def hand_on(redis: Redis, turn_id: str) -> bool:
+    """Give a dead worker's turn to another one if nothing of the answer was sent yet (shared/second_try.py):
+    mark it ``retried`` (once per turn) and free arq's in-progress key, so that arq's next poll on a live worker
+    runs the job's second try at once instead of after the job's timeout."""
+    if (await earlier_try(redis, turn_id)).sent_answer:
+        return False
+    if not await redis.set(keys.turn_retried(turn_id), "1", nx=True, ex=RETRIED_MARK_TTL_S):
+        return False  # handed on once already: its second worker died too
+    await redis.delete(in_progress_key_prefix + turn_id)
+    return True
 
 
 async def run_reaper(

@@ -27,6 +27,7 @@ class GatewayServices:
     relay: TurnRelay
     turns: TurnStarter
     ask_limiter: RateLimiter
+    admin_failures: RateLimiter
     sockets: SocketCounter
     metrics: GatewayMetrics
     database: Database

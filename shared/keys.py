@@ -35,6 +35,12 @@ def turn_ended(turn_id: str) -> str:
     return f"{PREFIX}:turn:{turn_id}:ended"
 
 
+def turn_retried(turn_id: str) -> str:
+    """Set once, by the gateway's reaper, when a turn whose worker died before its first delta is handed to
+    another worker (arq's second try); a turn is started again at most once."""
+    return f"{PREFIX}:turn:{turn_id}:retried"
+
+
 def conversation(conversation_id: str) -> str:
     """List of a conversation's last turns (JSON), newest last, trimmed and expiring."""
     return f"{PREFIX}:conversation:{conversation_id}"

@@ -22,6 +22,7 @@ EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 # A Redis stream id is two unsigned 64-bit integers: twenty digits can say more than that, and an id out of
 # range makes Redis refuse the whole read it is part of (the relay's one XREAD serves every socket).
 STREAM_ID_PART_MAX = 2**64 - 1
+MAX_ERROR_MESSAGE_CHARS = 200
 # The shape of a BCP 47 tag ("ur", "en-GB", "zh-Hant-TW"); langcodes then checks that its parts exist.
 LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,6}$"
 
@@ -264,11 +265,22 @@ def bad_frame(message: str, code: ErrorCode = ErrorCode.INVALID_FRAME) -> ErrorE
     return ErrorEvent(turn_id=None, code=code, message=message)
 
 
+def safe_error_parts(error: Any) -> tuple[list[str | int], str]:
+    """Where a validation error is and what it says, with nothing the client sent in either: pydantic's
+    message for an unknown ``type`` quotes that type, and an unknown field's location is its name."""
+    loc: list[str | int] = list(error.get("loc", ()))
+    kind = error.get("type")
+    if kind == "union_tag_invalid":
+        expected = (error.get("ctx") or {}).get("expected_tags", "")
+        return loc, f"type must be one of {expected}" if expected else "unknown type"
+    if kind == "extra_forbidden":
+        return loc[:-1], "unknown field (not part of this frame or request)"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return loc, message[:MAX_ERROR_MESSAGE_CHARS]
+
+
 def describe_validation_error(errors: list[Any]) -> str:
     """A short, safe description of what was wrong with a frame (no input values echoed back)."""
-    first = errors[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if not isinstance(part, int))
-    message = str(first.get("msg", "invalid value"))
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
+    loc, message = safe_error_parts(errors[0])
+    where = ".".join(str(part) for part in loc if not isinstance(part, int))
     return f"{where}: {message}" if where else message

@@ -17,18 +17,22 @@ from shared import keys
 
 _GCRA = """
 -- KEYS[1] the subject's key; ARGV[1] ms per unit at the sustained rate; ARGV[2] burst (units);
--- ARGV[3] units this request costs. Returns 0 (allowed) or the ms to wait before asking again.
+-- ARGV[3] units this request costs (0: would one unit pass? nothing is counted). Returns 0 (allowed) or the ms
+-- to wait before asking again.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval * tonumber(ARGV[3])
+local cost = tonumber(ARGV[3])
+local new_tat = tat + interval * math.max(cost, 1)
 local allow_at = new_tat - interval * tonumber(ARGV[2])
 if allow_at > now then
   return math.ceil(allow_at - now)
 end
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+if cost > 0 then
+  redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+end
 return 0
 """
 
@@ -77,6 +81,10 @@ class RateLimiter:
         )
         wait = float(wait_ms)
         return Decision(wait <= 0, wait / 1000)
+
+    async def peek(self, subject: str) -> Decision:
+        """Would one request pass now? Counts nothing (a failure is counted once it has happened)."""
+        return await self.check(subject, cost=0)
 
     async def acquire(self, subject: str, cost: int = 1, *, max_wait_s: float) -> Decision:
         return await _acquire(self, subject, cost, max_wait_s)

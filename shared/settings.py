@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin API (/api/admin/*); unset switches that API off."
     )
+    admin_failures_per_minute_per_client: float = Field(
+        10, ge=0, description="Failed admin token attempts per client address a minute, after 5 at once; 0: no limit."
+    )
 
     # --- retrieval and turns ---
     retrieval_top_k: int = Field(5, ge=1, le=20)
@@ -126,6 +129,12 @@ class Settings(BaseSettings):
     space_id: str | None = Field(
         None, description="Set by Hugging Face Spaces; makes TRUST_PROXY_HEADERS default to true."
     )
+    public_origin: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The service's own origin(s), scheme://host[:port], comma-separated (default on Spaces: "
+        "https://$SPACE_HOST): its pages may open sockets, and redirects point there.",
+    )
+    space_host: str | None = Field(None, description="Set by Hugging Face Spaces: the Space's host name.")
     trust_proxy_headers: bool = Field(
         False, description="Take the client address from X-Forwarded-For (default true when SPACE_ID is set)."
     )
@@ -135,6 +144,16 @@ class Settings(BaseSettings):
         60, ge=0, description="resume and cancel frames a socket may send a minute (bursts of 10); 0 disables."
     )
     max_pending_turns: int = Field(1000, ge=1, description="Queued + running turns before asks get 'busy'.")
+    max_http_head_bytes: int = Field(
+        32 * 1024, ge=4096, description="Largest HTTP request head (request line and headers); larger gets 400."
+    )
+    max_request_body_bytes: int = Field(128 * 1024, ge=1024, description="Largest body of an /api/* request (413).")
+    http_request_timeout_s: float = Field(
+        10.0, gt=0, description="Time for a request head to arrive (from the connection's opening), then its body."
+    )
+    max_http_connections: int = Field(
+        512, ge=1, description="HTTP connections (not WebSockets) open at once per gateway process; more get 503."
+    )
     max_events_per_turn: int = Field(20_000, ge=100)
     max_outbound_frames: int = Field(5_000, ge=10, description="Undelivered frames before a slow socket is closed.")
     shutdown_grace_s: float = Field(4.0, ge=0, description="On SIGTERM, how long turns in flight may finish.")
@@ -149,12 +168,23 @@ class Settings(BaseSettings):
     auth_issuer: str | None = Field(None, description="The `iss` an id_token must carry.")
     auth_audience: str | None = Field(None, description="The `aud` an id_token must carry.")
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "public_origin", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("public_origin", mode="after")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for origin in value:
+            normal = normalize_origin(origin)
+            if normal is None:
+                raise ValueError("each must be an origin: http(s)://host[:port], with no path")
+            origins.append(normal)
+        return origins
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -234,6 +264,13 @@ class Settings(BaseSettings):
         return self.redis_url or f"unix://{self.redis_socket_path}"
 
     @property
+    def public_origins(self) -> list[str]:
+        """The service's own origins: PUBLIC_ORIGIN, else the Space's address on Spaces, else none known."""
+        if self.public_origin:
+            return self.public_origin
+        return [f"https://{self.space_host.lower()}"] if self.space_host else []
+
+    @property
     def sqlite_path(self) -> Path:
         """The embedded database used when DATABASE_URL is unset."""
         return self.data_dir / "tutor.sqlite3"
@@ -252,6 +289,20 @@ class Settings(BaseSettings):
             if password:
                 values.append(unquote(password))
         return values
+
+
+def normalize_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` in lower case without a default port, or None when ``value`` is no origin."""
+    try:
+        parts = urlsplit(value.strip().rstrip("/"))
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.username:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -19,9 +19,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 import trustme
+from redis.asyncio import Redis
 
+from shared import keys
 from shared.settings import PROJECT_ROOT, Settings
 from tests.stack import ProcessLogs, settings_env
 
@@ -210,3 +214,9 @@ async def haproxy(port: int, gateway_ports: tuple[int, int]) -> AsyncIterator[st
                 proc.kill()
                 await proc.wait()
         await logs.close()
+
+
+async def stream_entries(redis: Redis, turn_id: str) -> list[dict[str, Any]]:
+    """The turn's events as Redis holds them (what every reader must receive exactly once)."""
+    entries = await redis.xrange(keys.turn_events(turn_id))
+    return [{**orjson.loads(fields[b"e"]), "id": entry_id.decode()} for entry_id, fields in entries]

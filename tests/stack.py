@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from websockets.asyncio.client import ClientConnection
 
 from fake_cohere.testing import serve_asgi
 from gateway.app import create_app
+from gateway.serving import uvicorn_options
 from shared.settings import Settings
 from worker.app import TutorWorker, build_worker
 
@@ -38,8 +40,8 @@ async def running_worker(settings: Settings) -> AsyncIterator[TutorWorker]:
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[str]:
     """Yields the gateway's base URL (``http://127.0.0.1:PORT``)."""
-    # proxy_headers off as in production (gateway/__main__.py): X-Forwarded-For is ours to interpret.
-    async with serve_asgi(create_app(settings), lifespan="on", ws="websockets-sansio", proxy_headers=False) as base_url:
+    # uvicorn's protocol, limits and proxy handling as in production (gateway/serving.py).
+    async with serve_asgi(create_app(settings), lifespan="on", **uvicorn_options(settings)) as base_url:
         yield base_url
 
 
@@ -170,6 +172,38 @@ async def worker_process(settings: Settings) -> AsyncIterator[ProcessLogs]:
             proc.terminate()
         await proc.wait()
         await logs.close()
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(settings: Settings) -> AsyncIterator[tuple[str, int]]:
+    """``python -m gateway`` as a real process on ``settings.port``; yields its base URL and pid once
+    ``/health`` answers."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    logs = ProcessLogs(proc)
+    url = f"http://127.0.0.1:{settings.port}"
+    try:
+        await logs.wait_for("Uvicorn running on")
+        yield url, proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+        await logs.close()
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 class StackThread:

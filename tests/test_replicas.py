@@ -1,27 +1,26 @@
 """Replicas behind a load balancer: Debian's haproxy running ``deploy/haproxy.cfg`` in front of two gateway
-processes, one worker process, one Redis. Any gateway serves any socket, so a reader who loses a socket
-resumes through whichever gateway the balancer picks, and nothing is lost or repeated."""
+processes, one worker process, one Redis and one Postgres (durable memory). Any gateway serves any socket, so a
+reader who loses a socket resumes through whichever gateway the balancer picks, and nothing is lost or repeated."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 import websockets
 from redis.asyncio import Redis
 
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import running_fake_cohere
-from shared import keys
 from shared.settings import Settings
 from tests.conftest import SettingsFactory, free_port
-from tests.replicas import ServiceProcess, haproxy, service_processes
+from tests.postgres_servers import PostgresServer
+from tests.replicas import ServiceProcess, haproxy, service_processes, stream_entries
 from tests.stack import ChatClient, Turn, chat
 
 ACCEPTED = '"WebSocket /ws/chat" [accepted]'
@@ -57,10 +56,12 @@ async def replicas(cohere_settings: SettingsFactory, **overrides: Any) -> AsyncI
         yield Replicas(url, gateways, worker, base)
 
 
-async def stream_entries(redis: Redis, turn_id: str) -> list[dict[str, Any]]:
-    """The turn's events as Redis holds them (what every reader must receive exactly once)."""
-    entries = await redis.xrange(keys.turn_events(turn_id))
-    return [{**orjson.loads(fields[b"e"]), "id": entry_id.decode()} for entry_id, fields in entries]
+@pytest.fixture
+def shared_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """DATABASE_URL of a fresh database on the session's Postgres, shared by every replica."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
 
 
 @pytest.fixture
@@ -71,10 +72,11 @@ async def slow_fake() -> AsyncIterator[str]:
 
 
 async def test_a_turn_asked_through_one_gateway_is_resumed_and_cancelled_through_the_other(
-    make_settings: SettingsFactory, slow_fake: str, redis: Redis
+    make_settings: SettingsFactory, slow_fake: str, redis: Redis, shared_database: str
 ) -> None:
     def settings(**overrides: Any) -> Settings:
         return make_settings(
+            database_url=shared_database,
             cohere_api_key="replicas-cohere-key-0123456789",
             cohere_base_url=slow_fake,
             cohere_embed_dimension=256,
@@ -186,15 +188,16 @@ async def restart(stack: Replicas, which: int, readers: list[Reader]) -> None:
 
 @pytest.mark.timeout(300)
 async def test_a_rolling_restart_of_the_gateways_loses_no_turn_and_no_delta(
-    make_settings: SettingsFactory, redis: Redis
+    make_settings: SettingsFactory, redis: Redis, shared_database: str
 ) -> None:
     chats = 100
-    # ~150 tokens an answer at 3 a second: answers stream for most of a minute, through both restarts
-    knobs = Knobs(embed_dimension=256, tokens_per_second=3, answer_sentences=6)
+    # ~150 tokens an answer at 2 a second: answers stream for over a minute, through both restarts
+    knobs = Knobs(embed_dimension=256, tokens_per_second=2, answer_sentences=6)
     async with running_fake_cohere(knobs) as fake:
 
         def settings(**overrides: Any) -> Settings:
             return make_settings(
+                database_url=shared_database,
                 cohere_api_key="replicas-cohere-key-0123456789",
                 cohere_base_url=fake.base_url,
                 cohere_embed_dimension=256,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -220,3 +221,87 @@ async def test_resume_and_cancel_frames_are_limited_per_socket(make_settings: Se
     limited = [a for a in answers if a["code"] == "rate_limited"]
     assert len(limited) >= 5 and all(0 < a["retry_after"] <= 10 for a in limited), answers
     assert other_answer["code"] == "unknown_turn"
+
+
+async def test_failed_admin_logins_are_limited_per_client(make_settings: SettingsFactory) -> None:
+    """Five wrong tokens from one address, then 429 with Retry-After, the right token included (it is not
+    even compared): guessing is as slow through /api/admin as through /ready's details."""
+    settings = make_settings(admin_token=ADMIN_TOKEN, admin_failures_per_minute_per_client=6)
+    wrong = {"Authorization": "Bearer not-the-admin-token"}
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/api/admin/reindex", headers=right)).status_code == 404, "granted: no job yet"
+        statuses = [(await http.get("/api/admin/reindex", headers=wrong)).status_code for _ in range(5)]
+        limited = await http.get("/api/admin/reindex", headers=wrong)
+        right_but_limited = await http.get("/api/admin/reindex", headers=right)
+        ready = (await http.get("/ready", headers=right)).json()
+    assert statuses == [401] * 5
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 10
+    assert right_but_limited.status_code == 429
+    assert all(set(check) == {"ok"} for check in ready["checks"].values()), "no details while limited"
+
+
+async def test_ready_shows_details_only_to_the_admin(make_settings: SettingsFactory) -> None:
+    settings = make_settings(admin_token=ADMIN_TOKEN)
+    async with running_stack(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        public = await http.get("/ready")
+        admin = await http.get("/ready", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert public.status_code == admin.status_code == 200
+    body = public.json()
+    assert body["status"] == "ready" and {"redis", "relay", "worker", "collection"} <= set(body["checks"])
+    assert all(check == {"ok": True} for check in body["checks"].values()), body["checks"]
+    assert str(settings.data_dir) not in public.text
+    assert str(settings.data_dir) in admin.json()["checks"]["collection"]["detail"], "the store's path, for the admin"
+
+
+async def test_docs_load_nothing_from_another_origin(make_settings: SettingsFactory) -> None:
+    async with running_gateway(make_settings()) as url, httpx.AsyncClient(base_url=url) as http:
+        page = (await http.get("/docs")).text
+        assets = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page)
+        assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+        for asset in assets:
+            assert asset.startswith("/"), f"{asset} is not served by the gateway"
+            assert (await http.get(asset)).status_code == 200, asset
+        assert (await http.get("/redoc")).status_code == 404
+
+
+async def test_origin_is_compared_with_the_public_origin_and_its_scheme(make_settings: SettingsFactory) -> None:
+    """Only the configured origins, scheme included; the Host header proves nothing (clients set it)."""
+    settings = make_settings(public_origin="https://tutor.example.org", allowed_origins="https://book.example.org")
+    async with running_gateway(settings) as url:
+        for origin in ("https://tutor.example.org", "https://tutor.example.org:443", "https://book.example.org", None):
+            socket = await websockets.connect(ws_url(url), origin=origin)  # type: ignore[arg-type]
+            await socket.close()
+        host = url.removeprefix("http://")
+        # the page's own origin as the Host header gives it, once trusted; now only the configured one counts
+        for origin in ("http://tutor.example.org", f"http://{host}", "https://book.example.org.evil.example.com"):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(ws_url(url), origin=origin)  # type: ignore[arg-type]
+            assert refused.value.response.status_code == 403, origin
+
+
+async def test_error_messages_never_echo_input(make_settings: SettingsFactory) -> None:
+    big = "Q" * 60_000
+    async with running_gateway(make_settings()) as url, chat(url) as client:
+        answers = []
+        for frame in ({"type": big}, {"type": "ask", "question": "hi", big: 1}, {"type": "cancel", "turn_id": big}):
+            await client.send(frame)
+            answers.append(await client.receive())
+        async with httpx.AsyncClient(base_url=url) as http:
+            rest = await http.post("/api/chat", json={"question": [big]})
+            rest_long = await http.post("/api/chat", json={"question": big})
+    for answer in answers:
+        assert answer["code"] == "invalid_frame" and "QQQ" not in answer["message"], answer["message"][:200]
+        assert len(answer["message"]) < 300
+    assert "ask, cancel, resume" in answers[0]["message"].replace("'", "")
+    for response in (rest, rest_long):
+        assert response.status_code in (413, 422) and "QQQ" not in response.text and len(response.text) < 1000
+
+
+async def test_redirects_point_at_the_public_origin_not_the_host_header(make_settings: SettingsFactory) -> None:
+    for public_origin, expected in (("https://tutor.example.org", "https://tutor.example.org/docs"), ("", "/docs")):
+        settings = make_settings(public_origin=public_origin)
+        async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
+            redirect = await http.get("/docs/", headers={"Host": "evil.example.com"})
+        assert redirect.status_code == 307 and redirect.headers["location"] == expected

@@ -124,6 +124,7 @@ export class Chat {
     this.onFinished = onFinished;
     this.greeting = false;
     this.greetingTimer = 0;
+    this.greetedWaiters = [];
     this.ratings = false; // shown once the service is known to keep history
     this.selection = null;
     this.views = new Map();
@@ -363,14 +364,22 @@ export class Chat {
     // `hello` first on every socket, so that what follows belongs to this reader; the rest waits for the
     // answer (frames are handled in order, but a refused token must not let asks go out unowned).
     this.greeting = true;
-    this.connection.send(this.reader.hello());
     clearTimeout(this.greetingTimer);
     this.greetingTimer = setTimeout(() => this.greeted(), HELLO_TIMEOUT_MS);
+    this.sendHello();
+  }
+
+  async sendHello(options) {
+    const frame = await this.reader.hello(options);
+    this.helloSigned = Boolean(frame.id_token);
+    this.connection.send(frame);
   }
 
   /** Says hello again on the open socket (the reader changed: their history was deleted). */
   helloAgain() {
+    const answered = new Promise((resolve) => this.greetedWaiters.push(resolve));
     if (this.connection.isOpen && !this.greeting) this.onOpen();
+    return answered; // once the service has answered (the next socket's hello, if this one is down)
   }
 
   greeted() {
@@ -378,15 +387,19 @@ export class Chat {
     this.greeting = false;
     clearTimeout(this.greetingTimer);
     this.sendPending();
+    for (const resolve of this.greetedWaiters.splice(0)) resolve();
   }
 
   /** The answer to `hello`: a welcome, or an error naming no turn. */
   onGreeting(event) {
     if (event.type === 'welcome') {
       this.reader.welcomed(event);
+    } else if (event.code === 'unauthorized' && this.helloSigned) {
+      this.sendHello({ anonymous: true }); // the id token was refused (expired, say): this device's reader
+      return;
     } else if (event.code === 'unauthorized' && this.reader.token) {
       this.reader.refused(); // a token the service no longer knows: become a new reader
-      this.connection.send(this.reader.hello());
+      this.sendHello();
       return;
     } else if (event.code === 'invalid_frame') {
       this.reader.unsupported(); // a service without durable memory

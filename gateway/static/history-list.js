@@ -44,6 +44,7 @@ export class ConversationList {
     this.currentId = null;
     this.next = null;
     this.loaded = false;
+    this.runs = 0;
     this.element = el('nav', 'history');
     this.element.setAttribute('aria-label', 'Conversations');
     this.heading = el('h2', 'history-title', 'Conversations');
@@ -68,11 +69,14 @@ export class ConversationList {
   }
 
   async load(cursor) {
+    const run = ++this.runs; // only the latest load fills the list
     this.note.textContent = this.loaded ? '' : 'Loading…';
     let page;
     try {
       page = await this.reader.listConversations(cursor);
+      if (run !== this.runs) return;
     } catch (error) {
+      if (run !== this.runs) return;
       if (!(error instanceof HistoryUnavailable && this.reader.available === false)) {
         this.note.textContent = 'Your conversations could not be loaded right now.';
       }

@@ -13,9 +13,14 @@ export { REASONS };
 export class HistoryUnavailable extends Error {}
 
 export class Reader {
-  /** `apiBase`: the service's address ending in "/" (the page's own, or the widget's data-tutor-url). */
-  constructor(apiBase) {
+  /**
+   * `apiBase`: the service's address ending in "/" (the page's own, or the widget's data-tutor-url).
+   * `idToken`: when the book has its own sign-in, a function giving the signed-in reader's id token (a
+   * JWT, or a promise of one) or null; asked afresh for every hello and API call, so it may rotate.
+   */
+  constructor(apiBase, { idToken = null } = {}) {
     this.apiBase = apiBase;
+    this.idToken = idToken;
     this.token = this.loadToken();
     this.available = null; // unknown until a hello is answered
     this.greeted = false; // a hello was answered (welcome or refusal) on some socket
@@ -53,9 +58,25 @@ export class Reader {
     }
   }
 
-  /** The socket's first frame. */
-  hello() {
-    return this.token ? { type: 'hello', reader_token: this.token } : { type: 'hello' };
+  async currentIdToken() {
+    try {
+      const token = await this.idToken?.();
+      return typeof token === 'string' && token ? token : null;
+    } catch {
+      return null; // the book's sign-in failed: carry on as this device's reader
+    }
+  }
+
+  /**
+   * The socket's first frame: this device's reader token, and the id token when signed in (the service
+   * then joins this device's history to the account). `anonymous` leaves the id token out (it was refused).
+   */
+  async hello({ anonymous = false } = {}) {
+    const frame = { type: 'hello' };
+    if (this.token) frame.reader_token = this.token;
+    const idToken = anonymous ? null : await this.currentIdToken();
+    if (idToken) frame.id_token = idToken;
+    return frame;
   }
 
   /** The server's answer to `hello`: a new reader's token is kept. */
@@ -92,8 +113,9 @@ export class Reader {
   async call(method, path, body) {
     await this.ready();
     if (this.available === false) throw new HistoryUnavailable('this service keeps no history');
-    if (!this.token) throw new HistoryUnavailable('no reader yet');
-    const headers = { Authorization: `Bearer ${this.token}` };
+    const bearer = (await this.currentIdToken()) ?? this.token; // signed in: the account's history
+    if (!bearer) throw new HistoryUnavailable('no reader yet');
+    const headers = { Authorization: `Bearer ${bearer}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response;
     try {
@@ -113,7 +135,7 @@ export class Reader {
     const error = await response.json().catch(() => null);
     const code = error?.error?.code;
     if (response.status === 404 && !code) throw new HistoryUnavailable('this service keeps no history');
-    if (response.status === 401) this.refused();
+    if (response.status === 401 && bearer === this.token) this.refused();
     const failure = new Error(error?.error?.message ?? `HTTP ${response.status}`);
     failure.status = response.status;
     failure.code = code ?? null;

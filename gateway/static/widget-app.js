@@ -84,7 +84,10 @@ export function mountWidget({ base }) {
 
   const socketUrl = new URL('ws/chat', base);
   socketUrl.protocol = socketUrl.protocol === 'https:' ? 'wss:' : 'ws:';
-  const reader = new Reader(base);
+  // A book with its own sign-in sets window.physicalAiTutorIdToken (see the README); read at each use.
+  const reader = new Reader(base, {
+    idToken: () => (typeof window.physicalAiTutorIdToken === 'function' ? window.physicalAiTutorIdToken() : null),
+  });
   let list = null;
   const chat = mountChat(chatRoot, {
     socketUrl: socketUrl.href,
@@ -247,5 +250,11 @@ export function mountWidget({ base }) {
     chat.attachSelection(passage);
   });
 
-  return { chat, open: () => setOpen(true), close: () => setOpen(false) };
+  /** The book's reader signed in or out: say hello again as who they are now, and show their list. */
+  const signInChanged = () =>
+    chat.helloAgain().then(() => {
+      if (!historyRoot.hidden) list.refresh();
+    });
+
+  return { chat, open: () => setOpen(true), close: () => setOpen(false), signInChanged };
 }

@@ -16,6 +16,7 @@ from playwright.async_api import Locator, Page, WebSocket, expect
 from shared.settings import Settings
 from tests.browser.conftest import PHONE, ask, docusaurus_book, screenshot
 from tests.conftest import SettingsFactory
+from tests.sign_in_keys import AUDIENCE, ISSUER, SigningKey, jwks_server
 from tests.stack import running_gateway, running_worker, worker_ready
 from worker.app import TutorWorker
 
@@ -227,3 +228,50 @@ async def test_a_reader_token_the_service_does_not_know_is_replaced(make_setting
         await written(worker, 1)
         listed = (await api(url, await reader_token(page), "/api/conversations")).json()["conversations"]
         assert [c["title"] for c in listed] == ["What is ROS 2?"], "the new reader's asks are theirs"
+
+
+async def test_a_reader_who_signs_in_in_the_book_finds_their_history_on_another_device(
+    make_settings: SettingsFactory, page: Page
+) -> None:
+    key = SigningKey()
+    id_token = key.token("reader-42")
+    async with docusaurus_book() as book, jwks_server([key]) as jwks:
+        settings = make_settings(
+            allowed_origins=[book.url],
+            book_base_url=f"{book.url}/docs",
+            auth_jwks_url=jwks.url,
+            auth_issuer=ISSUER,
+            auth_audience=AUDIENCE,
+        )
+        async with history_stack(settings) as (url, worker):
+            book.tutor_url = url
+            await page.goto(f"{book.url}/docs/ros2/robot-description")
+            await page.get_by_role("button", name="Ask the tutor").click()
+            panel = page.get_by_role("dialog", name="Ask the book")
+            await panel.get_by_label("Your question").fill("What does a URDF describe?")
+            await panel.get_by_label("Your question").press("Enter")
+            await expect(panel.locator(".turn").last).to_have_attribute("data-status", "done")
+            await written(worker, 1)
+
+            # The book's own sign-in tells the widget who the reader is: what they asked joins their account.
+            await page.evaluate(
+                "token => { window.physicalAiTutorIdToken = () => token;"
+                " return window.physicalAiTutorWidget.signInChanged(); }",
+                id_token,
+            )
+            async with httpx.AsyncClient(base_url=url) as client:
+                mine = await client.get("/api/conversations", headers={"Authorization": f"Bearer {id_token}"})
+            assert [c["title"] for c in mine.json()["conversations"]] == ["What does a URDF describe?"]
+
+            # Another device: nothing stored, signed in from its first page.
+            await page.evaluate("localStorage.clear(); sessionStorage.clear()")
+            await page.add_init_script(f"window.physicalAiTutorIdToken = () => {json.dumps(id_token)};")
+            await page.reload()
+            await page.get_by_role("button", name="Ask the tutor").click()
+            await expect(panel.locator(".turn")).to_have_count(0)
+            await panel.get_by_role("button", name="Your conversations").click()
+            history = panel.get_by_role("navigation", name="Conversations")
+            await expect(history.locator(".history-name")).to_have_text(["What does a URDF describe?"])
+            await history.get_by_role("button", name=re.compile("^What does a URDF describe?")).click()
+            await expect(panel.locator(".turn .question-text")).to_have_text(["What does a URDF describe?"])
+            await screenshot(page, "history-5-signed-in")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,8 +15,14 @@ import pytest
 from shared.entrypoint import role_argv
 from shared.settings import PROJECT_ROOT
 from tests.conftest import SettingsFactory, free_port
-from tests.shared.test_settings import run_module
 from tests.stack import ProcessLogs, settings_env
+
+
+def run_module(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COHERE_", "QDRANT_", "REDIS_", "ROLE"))}
+    return subprocess.run(
+        [sys.executable, "-m", module], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_each_role_runs_its_own_command(make_settings: SettingsFactory) -> None:

@@ -56,8 +56,9 @@ def arq_worker(
 ) -> Worker:
     return Worker(
         functions=[
-            # One try: a turn whose worker died has already ended with worker_lost (gateway/reaper.py).
-            func(run_turn, name=RUN_TURN, max_tries=1, timeout=settings.turn_timeout_s + 10),
+            # Two tries: a turn whose worker died before its first delta is handed to another worker by the
+            # gateway's reaper; one that had streamed ends with worker_lost (gateway/reaper.py, shared/second_try.py).
+            func(run_turn, name=RUN_TURN, max_tries=2, timeout=settings.turn_timeout_s + 10),
             func(run_reindex, name=REINDEX, max_tries=1, timeout=JOB_TIMEOUT_S),
         ],
         redis_pool=arq_redis(settings),

@@ -21,6 +21,7 @@ from shared.protocol import (
     Source,
     SourcesEvent,
 )
+from shared.second_try import EarlierTry, earlier_try, handed_on
 from shared.turn_events import TurnStreamLost
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
@@ -132,9 +133,19 @@ async def _pieces(
         yield piece
 
 
-async def _say(services: WorkerServices, job: TurnJob, sink: TurnEventSink, sources: list[Source], text: str) -> None:
+async def _say(
+    services: WorkerServices,
+    job: TurnJob,
+    sink: TurnEventSink,
+    sources: list[Source],
+    text: str,
+    earlier: EarlierTry | None,
+) -> None:
     """A fixed reply (small talk, "not in the book"): sent word by word like an answer, never cited."""
-    await sink.emit(SourcesEvent(turn_id=job.turn_id, sources=sources))
+    if earlier is None:
+        await _stop_if_handed_on(services, job)
+    if earlier is None or not earlier.sent_sources:
+        await sink.emit(SourcesEvent(turn_id=job.turn_id, sources=sources))
     for word in re.finditer(r"\s*\S+", text):
         sink.delta(word.group(0))
     await sink.drain()
@@ -144,11 +155,14 @@ async def _say(services: WorkerServices, job: TurnJob, sink: TurnEventSink, sour
     )
 
 
-async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSink) -> None:
+async def answer_turn(
+    services: WorkerServices, job: TurnJob, sink: TurnEventSink, earlier: EarlierTry | None = None
+) -> None:
+    """``earlier``: what a first try on a worker that died already sent, when this is the second try."""
     language = reader_language(job.question, job.language)
     talk = None if job.selected_text else small_talk_kind(job.question)
     if talk is not None:
-        await _say(services, job, sink, [], language.line(talk))
+        await _say(services, job, sink, [], language.line(talk), earlier)
         return
     history = await services.memory.history(job.conversation_id, new=job.new_conversation)
     passages = await retrieve(services, job, history)
@@ -157,17 +171,22 @@ async def answer_turn(services: WorkerServices, job: TurnJob, sink: TurnEventSin
         reply = language.line("not_in_book")
         if nearest and (language.base or "en") == "en":
             reply += " The sources listed are the nearest chapters it has."
-        await _say(services, job, sink, nearest, reply)
+        await _say(services, job, sink, nearest, reply, earlier)
         return
     source_ids = [f"s{i + 1}" for i in range(len(passages))]
     sources = [to_source(sid, p) for sid, p in zip(source_ids, passages, strict=True)]
     if job.selected_text:
         sources.insert(0, selection_source(job.selected_text))
-    await sink.emit(SourcesEvent(turn_id=job.turn_id, sources=sources))
+    if earlier is None:
+        await _stop_if_handed_on(services, job)
+    if earlier is None or not earlier.sent_sources:
+        await sink.emit(SourcesEvent(turn_id=job.turn_id, sources=sources))
     offline = services.cohere is None
     cited: list[str] = []
     async for piece in _pieces(services, job, history, passages, source_ids, language):
         if isinstance(piece, TextPiece):
+            if earlier is None and not sink.answer:
+                await _stop_if_handed_on(services, job)
             sink.delta(piece.text)
             if offline:
                 # The offline answer exists all at once; send it word by word like a model would, one
@@ -215,6 +234,15 @@ async def _suggestions(
         return []
 
 
+async def _stop_if_handed_on(services: WorkerServices, job: TurnJob) -> None:
+    """A first try whose heartbeat lapsed (a stalled worker, not a dead one) may find its turn given to another
+    worker: it then stops before it sends what the second try sends (checked before ``sources`` and before the
+    first delta; one read each)."""
+    if await handed_on(services.redis, job.turn_id):
+        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
+        raise TurnEnded
+
+
 async def _end_with(sink: TurnEventSink, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
     try:
         await sink.fail(ErrorEvent(turn_id=sink.turn_id, code=code, message=message, retry_after=retry_after))
@@ -232,10 +260,18 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     started = time.time()
     services.metrics.observe_hop(started - job.enqueued_at)
     sink = services.batcher.sink(job.turn_id)
+    earlier: EarlierTry | None = None
+    if ctx.get("job_try", 1) > 1:
+        # arq's second try: its first worker died (shared/second_try.py)
+        earlier = await earlier_try(services.redis, job.turn_id)
+        if earlier.sent_answer:
+            await _end_with(sink, ErrorCode.WORKER_LOST, "the worker answering this question stopped; please ask again")
+            return
+        logger.info("turn %s: second try, its first worker died before answering", job.turn_id)
     await _register(services, job.turn_id)
     try:
         async with asyncio.timeout(services.settings.turn_timeout_s):
-            await answer_turn(services, job, sink)
+            await answer_turn(services, job, sink, earlier)
     except TurnEnded:
         logger.info("turn %s ended elsewhere; stopped generating", job.turn_id)
     except asyncio.CancelledError:
