@@ -179,6 +179,8 @@ async def measure_reads(
             "p95": percentile(gets, 0.95),
             "mean": round(statistics.mean(gets), 2),
         },
+        "queries_only_list_ms": {"p50": percentile(direct_lists, 0.5), "p95": percentile(direct_lists, 0.95)},
+        "queries_only_get_ms": {"p50": percentile(direct_gets, 0.5), "p95": percentile(direct_gets, 0.95)},
         "load": load(),
     }
 
