@@ -4,11 +4,15 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The suite runs on 3.11 (the image's Python) and again on 3.12, from pyenv on these machines.
+PYTHON312 ?= $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+VENV312 ?= .venv312
+BIN312 := $(VENV312)/bin
 export PORT ?= 7860
 export DATA_DIR ?= /tmp/physical-ai-tutor
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format typecheck bench lock system-deps clean reindex eval bench-knowledge bench-history image-test hadolint
+.PHONY: run test test-3.11 test-3.12 venv venv312 lint format typecheck bench lock system-deps clean reindex eval bench-knowledge bench-history image-test hadolint
 
 # System packages: redis-server is the embedded queue and event bus; haproxy balances the gateway replicas
 # in tests/test_replicas.py (deploy/haproxy.cfg); chromium (Debian's, driven by Playwright; no browser
@@ -40,15 +44,31 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
+$(BIN312)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found: set PYTHON312"; exit 1; }
+	@test -x $(BIN312)/python || $(PYTHON312) -m venv $(VENV312)
+	$(BIN312)/pip install -q --upgrade pip
+	$(BIN312)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN312)/pip install -q --no-deps -e .
+	@touch $@
+
+venv312: $(BIN312)/.installed
+
 ## run: the whole service under supervisord in the foreground (redis, worker, gateway) on $PORT; ROLE=gateway
 ## or ROLE=worker runs that process alone on an external REDIS_URL (shared/entrypoint.py)
 run: system-deps venv
 	@mkdir -p $(DATA_DIR)
 	exec $(BIN)/python -m shared.entrypoint
 
-## test: the whole test suite against real redis-server, embedded Qdrant and the fake Cohere server
-test: system-deps venv
+## test: the whole test suite against real redis-server, embedded Qdrant and the fake Cohere server, on
+## Python 3.11 and then on 3.12 (test-3.11 / test-3.12 run one)
+test: test-3.11 test-3.12
+
+test-3.11: system-deps venv
 	$(BIN)/pytest
+
+test-3.12: system-deps venv312
+	PATH=$(CURDIR)/$(BIN312):$$PATH $(BIN312)/pytest
 
 lint: venv
 	$(BIN)/ruff check .
@@ -101,4 +121,4 @@ lock: venv
 	$(BIN)/pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from worker.cohere.provider import CohereProvider
 from worker.knowledge.indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
 from worker.turns.timings import TurnTimings

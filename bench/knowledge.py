@@ -33,8 +33,9 @@ import uvloop
 import yaml
 
 from shared.settings import Settings
+from worker.knowledge.documents import Chunk
 from worker.knowledge.indexing import IndexBuild
-from worker.knowledge.markdown_chunks import Chunk, chunk_book
+from worker.knowledge.markdown_chunks import chunk_book
 from worker.knowledge.store import KnowledgeStore
 
 ROOT = Path(__file__).resolve().parents[1]

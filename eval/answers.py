@@ -3,7 +3,7 @@
 * **declines**: the share of out-of-scope questions (``eval/out_of_scope.yaml``: unrelated topics,
   near-domain topics neither book treats, small talk) and of in-scope questions (``eval/questions.yaml``)
   that the tutor declines or answers as small talk, decided exactly as the worker decides
-  (worker/turns/book_scope.py, worker/turns/small_talk.py), on each book;
+  (worker/turns/book_scope.py, shared/small_talk.py), on each book;
 * **calibration**: on the book named by ``--calibrate-on`` (book-a), the highest offline coverage threshold
   that declines at most 3 % of its in-scope questions, and what that threshold does on the other book;
 * **follow-ups**: recall@5 of the second question of two-turn conversations (``eval/follow_ups.yaml``),
@@ -25,6 +25,7 @@ import yaml
 
 from eval import offline_answer_before
 from shared.settings import Settings
+from shared.small_talk import small_talk_kind
 from worker.cohere.provider import ChatDocument, CohereProvider, TextPiece
 from worker.knowledge.store import KnowledgeStore, Passage
 from worker.knowledge.vocabulary import BookVocabulary, TermRarity
@@ -32,7 +33,6 @@ from worker.turns import offline_answer
 from worker.turns.book_scope import coverage, offline_covers, passage_text, rerank_covers
 from worker.turns.follow_ups import retrieval_query
 from worker.turns.reader_language import ReaderLanguage
-from worker.turns.small_talk import small_talk_kind
 from worker.turns.system_prompt import system_prompt
 
 HERE = Path(__file__).resolve().parent

@@ -24,14 +24,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from worker.knowledge.markdown_chunks import (
-    DocumentError,
-    HeadingSlugger,
-    doc_route,
-    new_parser,
-    read_markdown_file,
-    split_front_matter,
-)
+from worker.knowledge.doc_routes import HeadingSlugger, doc_route
+from worker.knowledge.documents import DocumentError
+from worker.knowledge.front_matter import split_front_matter
+from worker.knowledge.markdown_chunks import read_markdown_file
+from worker.knowledge.markdown_parser import new_parser
 from worker.knowledge.sources import markdown_files
 
 SITE_TITLE = "Physical AI Book"

@@ -17,7 +17,15 @@ from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import admin_history_routes, admin_routes, chat_socket, history_routes, http_routes, pages
+from gateway import (
+    admin_gaps_routes,
+    admin_history_routes,
+    admin_routes,
+    chat_socket,
+    history_routes,
+    http_routes,
+    pages,
+)
 from gateway.clients import SocketCounter
 from gateway.conversation_owners import ConversationOwners
 from gateway.http_limits import BodyDeadline, OneRequestPerConnection
@@ -98,10 +106,12 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             stop_reaper.set()
-            for task in app.state.services.abandoned:
+            abandoned = list(app.state.services.abandoned)
+            for task in abandoned:
                 task.cancel()
-            # Bounded: shutdown must finish even if a task ignores its stop (see run_reaper).
-            await asyncio.wait({reaper}, timeout=REAPER_STOP_S)
+            # Bounded: shutdown must finish even if a task ignores its stop (see run_reaper). The cancelled
+            # tasks unwind meanwhile, so none is left holding a Redis connection when the loop closes.
+            await asyncio.wait({reaper, *abandoned}, timeout=REAPER_STOP_S)
             if not reaper.done():
                 reaper.cancel()
             await relay.stop()
@@ -137,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_routes.router, max_body_size=settings.max_request_body_bytes)
     app.include_router(history_routes.router, max_body_size=settings.max_request_body_bytes)
     app.include_router(admin_history_routes.router)
+    app.include_router(admin_gaps_routes.router)
     app.add_exception_handler(DatabaseUnavailable, _history_unavailable)
     app.add_exception_handler(SQLAlchemyError, _history_unavailable)
     app.add_exception_handler(SignInUnavailable, _history_unavailable)

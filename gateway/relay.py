@@ -112,8 +112,12 @@ class TurnRelay:
         self._task = asyncio.create_task(self._run(), name="turn-relay")
 
     async def stop(self) -> None:
-        for wake in list(self._wakes):
+        wakes = list(self._wakes)
+        for wake in wakes:
             wake.cancel()
+        if wakes:
+            # let each unwind (its pipeline gives its connection back) before the loop goes away
+            await asyncio.wait(wakes, timeout=2.0)
         if self._task is not None:
             self._task.cancel()
             # Bounded: a cancellation delivered inside a Redis call can be swallowed by the client, and a

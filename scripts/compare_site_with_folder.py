@@ -15,8 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from worker.knowledge.documents import Chunk, DocumentError
 from worker.knowledge.html_pages import page_markdown
-from worker.knowledge.markdown_chunks import Chunk, DocumentError, chunk_book, chunk_document
+from worker.knowledge.markdown_chunks import chunk_book, chunk_document
 
 
 def site_chunks(build: Path, base: str) -> list[Chunk]:

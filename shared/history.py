@@ -49,6 +49,8 @@ class TurnRecord(BaseModel):
     citations: list[CitationRecord] = Field(default_factory=list)
     provider: Literal["cohere", "offline"]
     status: Literal["done"] | ErrorCode
+    grounded: bool | None = None
+    """From ``done``: false for "the book does not cover that" and small talk (None: the turn did not finish)."""
     first_delta_ms: float | None = None
     total_ms: float
     asked_at: float

@@ -6,27 +6,29 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from shared.redact import mask_urls
+
 _MASK = "[redacted]"
 
 
 class SecretMaskingFilter(logging.Filter):
-    """Replace any configured secret value in a record's final message: a second line of defence for
-    the day someone logs a request object or an exception that carries a header."""
+    """Replace any configured secret value in a record's final message, and show every URL in it without
+    its credentials and query values (``shared/redact.py``): a second line of defence for the day someone
+    logs a request object or an exception that carries a header, and for libraries' own lines."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self._secrets = [s for s in secrets if len(s) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
-        masked = message
+        masked = mask_urls(message)
         for secret in self._secrets:
             masked = masked.replace(secret, _MASK)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
+            record.exc_text = mask_urls(record.exc_text)
             for secret in self._secrets:
                 record.exc_text = record.exc_text.replace(secret, _MASK)
         if masked != message:

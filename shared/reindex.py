@@ -15,11 +15,12 @@ import uuid
 from typing import Literal
 
 from arq.connections import ArqRedis
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.asyncio import Redis
 
 from shared import keys
 from shared.jobs import REINDEX, ReindexJob, ReindexMode, ReindexTrigger
+from shared.redact import display_source
 
 LOCK_TTL_S = 60  # a running job renews every LOCK_TTL_S / 4
 QUEUED_LOCK_TTL_S = 600  # a queued job has this long to be picked up by a worker
@@ -48,7 +49,10 @@ class SkippedDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     doc: str
+    """A document's path, or a URL (the sitemap's own, a page's) shown without its credentials."""
     reason: str
+
+    _shown_doc = field_validator("doc")(display_source)
 
 
 class ReindexProgress(BaseModel):
@@ -63,6 +67,7 @@ class ReindexProgress(BaseModel):
     """queued, reading, chunking, embedding, writing, copying, verifying, switching, cleaning up, done."""
     trigger: ReindexTrigger = "api"
     source: str
+    """The job's source as people may see it (``display_source``): the admin API returns this report."""
     mode: ReindexMode = "full"
     mode_used: ReindexMode | None = None
     """An incremental job becomes a full one when there is no usable previous version."""
@@ -99,6 +104,8 @@ class ReindexProgress(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     updated_at: float = Field(default_factory=time.time)
+
+    _shown_source = field_validator("source")(display_source)
 
     def skip(self, doc: str, reason: str) -> None:
         self.skipped_count += 1

@@ -118,6 +118,7 @@ class Reader:
     turn: Turn = field(default_factory=Turn)
     sockets: int = 0
     without_socket_s: list[float] = field(default_factory=list)
+    timeouts: int = 0  # reconnects after a handshake (10 s) or a silence (a minute) timed out
     streaming: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -147,7 +148,9 @@ class Reader:
                     if self.release.is_set():
                         return self.turn
             except (websockets.ConnectionClosed, websockets.InvalidHandshake, OSError):
-                pass
+                pass  # closed under it or refused: reconnect and resume, as the chat page does
+            except TimeoutError:
+                self.timeouts += 1  # a handshake or a silence too long (a loaded machine): the same
             self.connected.clear()
             if dropped_at is None:
                 dropped_at = loop.time()
@@ -186,7 +189,7 @@ async def restart(stack: Replicas, which: int, readers: list[Reader]) -> None:
         await asyncio.gather(*(r.connected.wait() for r in readers))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 async def test_a_rolling_restart_of_the_gateways_loses_no_turn_and_no_delta(
     make_settings: SettingsFactory, redis: Redis, shared_database: str
 ) -> None:
@@ -217,7 +220,11 @@ async def test_a_rolling_restart_of_the_gateways_loses_no_turn_and_no_delta(
                 for which in (0, 1):
                     streaming_at_sigterm.append(sum(not r.ended for r in readers))
                     await restart(stack, which, readers)
-                await asyncio.wait_for(asyncio.gather(*(r.finished.wait() for r in readers)), 150)
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(r.finished.wait() for r in readers)), 240)
+                except TimeoutError:
+                    unfinished = [(r.sockets, r.turn.events[-2:]) for r in readers if not r.finished.is_set()]
+                    raise AssertionError(f"{len(unfinished)} turns unfinished: {unfinished[:5]}") from None
                 release.set()
                 turns = await asyncio.wait_for(asyncio.gather(*reading), 30)
             finally:
@@ -234,6 +241,7 @@ async def test_a_rolling_restart_of_the_gateways_loses_no_turn_and_no_delta(
     gaps = sorted(gap for r in readers for gap in r.without_socket_s)
     print(
         f"\nrolling restart, {chats} chats, {streaming_at_sigterm} still streaming at each SIGTERM: "
-        f"{len(gaps)} reconnects; without a socket p50 {gaps[len(gaps) // 2] * 1000:.0f} ms, "
+        f"{len(gaps)} reconnects ({sum(r.timeouts for r in readers)} after a timeout); "
+        f"without a socket p50 {gaps[len(gaps) // 2] * 1000:.0f} ms, "
         f"p90 {gaps[len(gaps) * 9 // 10] * 1000:.0f} ms, max {gaps[-1] * 1000:.0f} ms"
     )

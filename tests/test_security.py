@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from redis.asyncio import Redis
 
-from fake_cohere.testing import RunningFake
+from eval.docusaurus_site import render_site, site_app
+from fake_cohere.testing import RunningFake, serve_asgi
 from gateway.chat_socket import ChatSession
+from shared import keys
 from tests.conftest import SettingsFactory
+from tests.factories import SAMPLE_BOOK
 from tests.stack import chat, running_gateway, running_stack, worker_process
 
 COHERE_KEY = "co-SECRET-7f3a9c2e5b1d4e8f"
 QDRANT_KEY = "qd-SECRET-0a1b2c3d4e5f6789"
 ADMIN_TOKEN = "adm-SECRET-55aa66bb77cc88dd"
+SOURCE_PASSWORD = "secretpw-3e9d1c7a"
+SOURCE_TOKEN = "secrettoken-8b2f6e0d"
 
 
 def ws_url(url: str) -> str:
@@ -221,6 +228,54 @@ async def test_resume_and_cancel_frames_are_limited_per_socket(make_settings: Se
     limited = [a for a in answers if a["code"] == "rate_limited"]
     assert len(limited) >= 5 and all(0 < a["retry_after"] <= 10 for a in limited), answers
     assert other_answer["code"] == "unknown_turn"
+
+
+async def test_a_book_sources_credentials_never_appear_in_logs_or_progress(
+    make_settings: SettingsFactory, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """BOOK_SOURCE and a requested source as sitemap URLs with a password and a token: the worker indexes
+    from the first at start, the admin API re-indexes from it and fails on the second (nothing listens),
+    and neither secret is in the worker's log, the gateway's or the progress reports."""
+    caplog.set_level(logging.DEBUG)
+    secret_part = f"reader:{SOURCE_PASSWORD}@"
+    async with serve_asgi(site_app(render_site(SAMPLE_BOOK, "/docs"))) as site:
+        book_source = site.replace("://", f"://{secret_part}", 1) + f"/sitemap.xml?token={SOURCE_TOKEN}"
+        refused = f"http://{secret_part}127.0.0.1:9/sitemap.xml?token={SOURCE_TOKEN}&lang=en"
+        settings = make_settings(
+            book_source=book_source, book_base_url="/docs", admin_token=ADMIN_TOKEN, log_level="DEBUG"
+        )
+        bodies: list[str] = []
+        async with worker_process(settings) as worker, running_gateway(settings) as url:
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            async with httpx.AsyncClient(base_url=url, headers=admin, timeout=30) as http:
+                reports = [await _finished_reindex(http, {}), await _finished_reindex(http, {"source": refused})]
+                bodies.extend(r.text for r in reports)
+                for job_id in await redis.keys(keys.reindex_progress("*")):
+                    bodies.append((await redis.get(job_id)).decode())
+            worker_lines = list(worker.lines)
+    first, second = (r.json() for r in reports)
+    assert first["status"] == "complete" and first["documents"] == 6
+    assert first["source"] == site + "/sitemap.xml?token=***"
+    assert second["status"] == "failed" and second["source"] == "http://127.0.0.1:9/sitemap.xml?token=***&lang=***"
+    assert len(bodies) >= 5, "the first start's report, the two jobs' answers and their reports"
+    # the served site's own access log is the remote end's, not ours
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "uvicorn.access")
+    everything = "\n".join([*bodies, *worker_lines, ours])
+    for secret in (SOURCE_PASSWORD, SOURCE_TOKEN):
+        assert secret not in everything
+    assert any("indexing http://127.0.0.1:" in line for line in worker_lines), "the log still names the source"
+
+
+async def _finished_reindex(http: httpx.AsyncClient, body: dict[str, str]) -> httpx.Response:
+    """Ask the admin API for a re-index and return its final report (the report is polled, bounded)."""
+    accepted = (await http.post("/api/admin/reindex", json=body)).json()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report = await http.get(accepted["status_url"])
+        if report.json()["status"] in {"complete", "failed"}:
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"re-index {accepted['job_id']} did not finish")
 
 
 async def test_failed_admin_logins_are_limited_per_client(make_settings: SettingsFactory) -> None:

@@ -1,9 +1,8 @@
 """The arq worker: turns, the knowledge base and its re-indexing.
 
-One process-wide setting is made here, before anything imports numpy: OpenBLAS would otherwise run every
-small matrix-vector product of embedded Qdrant's dense search on a thread per core, and on a small machine
-shared with the gateway and Redis those threads wait for each other (measured on 2 busy cores: 17 ms
-instead of 0.4 ms for one search over 2,000 x 1,024 vectors). An explicit OPENBLAS_NUM_THREADS wins.
+OpenBLAS is kept to one thread, before anything imports numpy: embedded Qdrant's small dense searches ran
+many times slower with a thread per core on a small shared machine (README, *Knowledge base*). An explicit
+OPENBLAS_NUM_THREADS wins.
 """
 
 import os

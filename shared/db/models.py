@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -116,6 +117,7 @@ class Turn(Base):
     citations: Mapped[list[dict[str, Any]]] = mapped_column(Json)
     provider: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(32))
+    grounded: Mapped[bool | None] = mapped_column(Boolean)
     first_delta_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column()

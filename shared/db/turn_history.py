@@ -61,12 +61,13 @@ async def write_turns(sessions: async_sessionmaker[AsyncSession], records: Seque
 _INSERT_TURNS_FROM_JSON = text(
     """
     INSERT INTO turns (id, conversation_id, reader_id, question, selected_text, answer, sources, citations,
-                       provider, status, first_delta_ms, total_ms, created_at, finished_at)
+                       provider, status, grounded, first_delta_ms, total_ms, created_at, finished_at)
     SELECT id, conversation_id, reader_id, question, selected_text, answer, sources, citations,
-           provider, status, first_delta_ms, total_ms, created_at, finished_at
+           provider, status, grounded, first_delta_ms, total_ms, created_at, finished_at
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         id varchar, conversation_id varchar, reader_id varchar, question text, selected_text text, answer text,
-        sources jsonb, citations jsonb, provider varchar, status varchar, first_delta_ms float8, total_ms float8,
+        sources jsonb, citations jsonb, provider varchar, status varchar, grounded boolean,
+        first_delta_ms float8, total_ms float8,
         created_at timestamptz, finished_at timestamptz)
     ON CONFLICT (id) DO NOTHING
     """
@@ -86,6 +87,7 @@ def _turn_row(record: TurnRecord) -> dict[str, Any]:
         "citations": [storable_json(citation) for citation in data["citations"]],
         "provider": record.provider,
         "status": str(record.status),
+        "grounded": record.grounded,
         "first_delta_ms": record.first_delta_ms,
         "total_ms": record.total_ms,
         "created_at": to_datetime(record.asked_at),

@@ -19,11 +19,9 @@ class CohereClients:
     """Two SDK clients on two connection pools: ``api`` for embed and rerank, ``streams`` for answer
     streams, so that hundreds of open streams never make a short call wait for a connection.
 
-    Both pools are aiohttp's, under httpx's API (``httpx_aiohttp``; the SDK takes any ``httpx.AsyncClient``).
-    httpx's own pool (httpcore) looks at every connection it holds, with a poll of each idle socket, on every
-    request and every response close: with 100 answers streaming that was ~14 % of the worker's CPU and the
-    largest single item in a py-spy profile (``bench/analysis.md``). aiohttp's pool does not scan, and its
-    HTTP parser is C. The SDK still builds, authenticates and sends every request and maps every refusal."""
+    Both pools are aiohttp's under httpx's API (``httpx_aiohttp``; the SDK takes any ``httpx.AsyncClient``):
+    httpx's own pool scans every connection it holds on each request, which showed up in profiles under load
+    (bench/analysis.md, items 3 and 6)."""
 
     api: cohere.AsyncClientV2
     streams: cohere.AsyncClientV2

@@ -1,11 +1,8 @@
 """Cohere's embed call, its vectors decoded with orjson instead of the SDK's models.
 
-The SDK builds its response models value by value: for one 1024-float query vector that takes ~3.6 ms of
-CPU on this machine (``timeit``; ~0.08 ms with orjson), on the worker's event loop, once per turn. A loop
-busy for milliseconds is one every other turn waits behind (the queue hop, the first token, the relay), so
-the vectors are decoded here. The request is the SDK's own: the same HTTP client (base URL, key, timeout,
-transport), path and body as ``AsyncClientV2.embed``; a refusal raises the SDK's ``ApiError`` with the
-status, headers and body, which ``worker.cohere.provider.classify`` reads as it reads the SDK's errors.
+The request is the SDK's own (client, path, body); a refusal raises the SDK's ``ApiError``, which
+``worker.cohere.retries.classify`` reads. Decoding a vector through the SDK's models kept the event loop busy
+for milliseconds on every turn (bench/analysis.md, item 17).
 """
 
 from __future__ import annotations

@@ -1,16 +1,13 @@
 """Cohere through the real async SDK: query/document embeddings, rerank, and the streamed, cited answer.
 
-Retries are done here, not by the SDK: 429s, 5xx and transport failures are retried with exponential
-backoff and full jitter, but a chat stream only *before its first token* — after that a retry would
-send the client a second, different beginning of the answer.
+Retries are ours, not the SDK's (``worker/cohere/retries.py``); a chat stream is retried only *before its
+first token*: after that a retry would send the client a second, different beginning of the answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,11 +19,12 @@ from cohere.core.api_error import ApiError
 from redis.asyncio import Redis
 
 from shared.protocol import ErrorCode
-from shared.rate_limit import WindowLimiter
 from shared.settings import Settings
 from worker.cohere.client import CohereClients
 from worker.cohere.embed import MalformedEmbedResponse, embed_floats
 from worker.cohere.failures import ProviderFailure
+from worker.cohere.limits import CohereLimits
+from worker.cohere.retries import backoff, classify
 from worker.cohere.stream import stream_chat_events
 from worker.knowledge.store import Passage
 
@@ -63,46 +61,6 @@ class ChatTurn:
     text: str
 
 
-def _retry_after(exc: ApiError) -> float | None:
-    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-    try:
-        if "retry-after-ms" in headers:
-            return float(headers["retry-after-ms"]) / 1000
-        if "retry-after" in headers:
-            return float(headers["retry-after"])
-    except ValueError:
-        pass
-    return None
-
-
-def classify(exc: BaseException) -> tuple[bool, ProviderFailure]:
-    """(retryable, the failure to report if retries run out)."""
-    if isinstance(exc, ApiError):
-        status = exc.status_code or 0
-        if status == 429:
-            return True, ProviderFailure(
-                ErrorCode.RATE_LIMITED,
-                "the language model is rate limited; try again shortly",
-                _retry_after(exc),
-            )
-        if status >= 500:
-            return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, f"the language model failed ({status})")
-        return False, ProviderFailure(ErrorCode.PROVIDER_ERROR, f"the language model refused the request ({status})")
-    # The HTTP runs on aiohttp (worker.cohere.client). Its adapter maps most errors to httpx's, but some
-    # loosely (a dropped keep-alive connection arrives as httpx.ConnectTimeout) and some not at all (a
-    # malformed status line stays aiohttp.ClientResponseError): the aiohttp cause decides when there is one.
-    cause = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        if isinstance(cause, asyncio.TimeoutError):
-            return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the language model timed out")
-        return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the connection to the language model failed")
-    if isinstance(exc, httpx.TimeoutException):
-        return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the language model timed out")
-    if isinstance(exc, httpx.TransportError):
-        return True, ProviderFailure(ErrorCode.PROVIDER_ERROR, "the connection to the language model failed")
-    raise exc
-
-
 class CohereProvider:
     def __init__(
         self,
@@ -114,42 +72,12 @@ class CohereProvider:
     ) -> None:
         self._clients = clients
         self._client = clients.api
-        # Shared by all workers: a burst of asks waits here (its clients already saw ``accepted``)
-        # instead of turning into a storm of 429s from Cohere. Without Redis (tools, evaluation) no limit.
-        self._limits = (
-            {
-                "chat": WindowLimiter(redis, "cohere-chat", settings.cohere_chat_per_minute),
-                "embed": WindowLimiter(redis, "cohere-embed", settings.cohere_embed_inputs_per_minute),
-                "rerank": WindowLimiter(redis, "cohere-rerank", settings.cohere_rerank_per_minute),
-            }
-            if redis is not None
-            else {}
-        )
+        self._limits = CohereLimits(redis, settings)
         self._settings = settings
         self._attempts = attempts
 
     async def close(self) -> None:
         await self._clients.aclose()
-
-    async def _backoff(self, attempt: int, failure: ProviderFailure) -> None:
-        delay = min(4.0, 0.25 * 2**attempt)
-        delay = random.uniform(0, delay)  # full jitter: many workers must not retry in lock-step
-        if failure.retry_after:
-            delay = max(delay, min(failure.retry_after, 10.0))
-        logger.info("cohere call failed (%s); retry %d in %.2fs", failure.message, attempt + 1, delay)
-        await asyncio.sleep(delay)
-
-    async def _within_limit(self, endpoint: str, cost: int = 1) -> None:
-        limiter = self._limits.get(endpoint)
-        if limiter is None:
-            return
-        decision = await limiter.acquire("all", cost, max_wait_s=self._settings.cohere_limit_max_wait_s)
-        if not decision.allowed:
-            raise ProviderFailure(
-                ErrorCode.RATE_LIMITED,
-                "the tutor is at its language-model rate limit; please ask again shortly",
-                round(decision.retry_after_s, 3),
-            )
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(self._attempts):
@@ -159,7 +87,7 @@ class CohereProvider:
                 retryable, failure = classify(exc)
                 if not retryable or attempt == self._attempts - 1:
                     raise failure from exc
-                await self._backoff(attempt, failure)
+                await backoff(attempt, failure)
         raise AssertionError("unreachable")
 
     # --- embeddings and rerank ---------------------------------------------------------------------
@@ -170,7 +98,7 @@ class CohereProvider:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), EMBED_BATCH):
             batch = list(texts[start : start + EMBED_BATCH])
-            await self._within_limit("embed", len(batch))
+            await self._limits.wait("embed", len(batch))
             try:
                 vectors.extend(
                     await self._call(
@@ -192,7 +120,7 @@ class CohereProvider:
     async def rerank(self, query: str, passages: list[Passage], top_n: int) -> list[Passage]:
         if not passages:
             return []
-        await self._within_limit("rerank")
+        await self._limits.wait("rerank")
         response = await self._call(
             lambda: self._client.rerank(
                 model=self._settings.cohere_rerank_model,
@@ -220,7 +148,7 @@ class CohereProvider:
         for attempt in range(self._attempts):
             produced = False
             finished = False
-            await self._within_limit("chat")
+            await self._limits.wait("chat")
             try:
                 # The SDK's raw response, decoded by us: see worker/cohere/stream.py (CPU per token).
                 events = stream_chat_events(
@@ -253,7 +181,7 @@ class CohereProvider:
                     ) from exc
                 if not retryable or attempt == self._attempts - 1:
                     raise failure from exc
-                await self._backoff(attempt, failure)
+                await backoff(attempt, failure)
 
 
 def _field(value: Any, *path: str) -> Any:

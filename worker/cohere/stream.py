@@ -1,13 +1,8 @@
 """Cohere's streamed chat through the SDK's raw-response API, its server-sent events decoded with orjson.
 
-Two costs measured with py-spy under ``bench/`` (one worker, 100-250 answers streaming) made this module:
-
-* The SDK's ``chat_stream`` validates every event into pydantic models: ~250 µs of CPU per token, more
-  than everything else a token costs the worker together. ``with_raw_response.chat_stream`` is the same
-  request — built, authenticated, sent and, when refused, mapped to the SDK's typed errors by the SDK — and
-  hands back the ``httpx`` response; here each event is then one ``orjson.loads``.
-* httpcore looks at every connection of a pool on each request and each response close. Streams go
-  through a second SDK client with a pool of its own, and both pools are aiohttp's (``worker.cohere.client``).
+The SDK still builds, authenticates and sends the request and maps refusals to its typed errors; only the
+events are decoded here, because validating each into pydantic models cost more CPU per token than all the
+rest of a token's work (bench/analysis.md, item 2).
 """
 
 from __future__ import annotations

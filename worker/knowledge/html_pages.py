@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from bs4 import BeautifulSoup
 from bs4.element import Comment, Doctype, NavigableString, ProcessingInstruction, Tag
 
-from worker.knowledge.markdown_chunks import DocumentError
+from worker.knowledge.documents import DocumentError
 
 # Where Docusaurus (v2/v3, classic theme) puts a doc's text, most specific first.
 _CONTENT_SELECTORS = (

@@ -37,11 +37,14 @@ from qdrant_client import models
 
 from shared.jobs import ReindexMode
 from shared.protocol import ErrorCode
+from shared.redact import display_source
 from shared.reindex import ReindexProgress, new_job_id
 from shared.settings import Settings
 from worker.cohere.failures import ProviderFailure
+from worker.knowledge.documents import Chunk, DocumentError
 from worker.knowledge.embed_cache import EmbeddingCache, cache_key, cache_path
-from worker.knowledge.markdown_chunks import Chunk, DocumentError, chunk_document, new_parser
+from worker.knowledge.markdown_chunks import chunk_document
+from worker.knowledge.markdown_parser import new_parser
 from worker.knowledge.skip_report import log_skip_summary, nothing_to_index
 from worker.knowledge.sources import LoadedSource, SourceDocument, SourceError, load_source
 from worker.knowledge.store import DENSE_DISTANCE, KnowledgeStore, KnowledgeStoreError, point_id
@@ -496,7 +499,7 @@ async def index_book(
     )
     report = await build.run()
     for doc, reason in report.skipped:
-        log.warning("skipped %s: %s", doc, reason)
+        log.warning("skipped %s: %s", display_source(doc), reason)
     return report
 
 
@@ -532,7 +535,7 @@ async def ensure_indexed(
     if reason is None:
         log.info("collection %s ready at %s", store.collection, store.location)
         return None
-    log.info("indexing %s into %s: %s", settings.book_source, store.collection, reason)
+    log.info("indexing %s into %s: %s", display_source(settings.book_source), store.collection, reason)
     cache = await EmbeddingCache.open(cache_path(settings.data_dir)) if embedder is not None else None
     try:
         return await index_book(

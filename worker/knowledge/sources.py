@@ -26,13 +26,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from lxml import etree
 
+from worker.knowledge.documents import DocumentError
 from worker.knowledge.html_pages import page_markdown
-from worker.knowledge.markdown_chunks import (
-    MAX_FILE_BYTES,
-    DocumentError,
-    markdown_files,
-    read_markdown_file,
-)
+from worker.knowledge.markdown_chunks import MAX_FILE_BYTES, markdown_files, read_markdown_file
 from worker.knowledge.site_fetch import FetchError, Resolver, SiteFetcher, netloc, new_http_client, origin
 
 SITEMAP_TIMEOUT_S = 10.0

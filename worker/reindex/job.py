@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.health import INDEXING_FAILURE_TTL_S, IndexingFailure
 from shared.jobs import ReindexJob
+from shared.redact import display_source
 from shared.reindex import (
     LOCK_TTL_S,
     PROGRESS_TTL_S,
@@ -38,7 +39,7 @@ from shared.reindex import (
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
 from worker.knowledge.indexing import IndexBuild, IndexingError, IndexReport, reason_to_index
 from worker.knowledge.store import KnowledgeStoreError
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ async def execute(
             progress=progress,
             sink=sink,
         )
-        logger.info("re-index %s started (%s, %s, from %s)", job.job_id, job.trigger, job.mode, job.source)
+        logger.info(
+            "re-index %s started (%s, %s, from %s)", job.job_id, job.trigger, job.mode, display_source(job.source)
+        )
         try:
             report = await build.run()
         except (IndexingError, KnowledgeStoreError) as exc:
@@ -170,7 +173,7 @@ async def index_at_startup(services: WorkerServices) -> IndexReport | None:
     progress.message = f"first start: {reason}"
     await write_progress(redis, progress)
     await redis.set(keys.REINDEX_LATEST, job_id, ex=PROGRESS_TTL_S)
-    logger.info("indexing %s into %s: %s", settings.book_source, store.collection, reason)
+    logger.info("indexing %s into %s: %s", display_source(settings.book_source), store.collection, reason)
     report = await execute(services, job, progress=progress)
     if report is None:
         raise IndexingError(progress.error or "indexing failed")

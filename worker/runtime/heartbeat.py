@@ -17,7 +17,7 @@ from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.waiting import wait_event
 from worker.history.writer import HistoryWriter
 from worker.knowledge.store import CollectionStatus
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 
 logger = logging.getLogger(__name__)
 

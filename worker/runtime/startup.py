@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.db.database import Database
+from shared.redact import display_source
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
 from worker.cohere.client import build_cohere_clients
@@ -25,7 +26,7 @@ from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
 from worker.turns.timings import TurnTimings
@@ -44,7 +45,7 @@ async def index_until_ready(services: WorkerServices, state: WorkerState) -> Non
             if report is not None:
                 logger.info(
                     "indexed %s: %d documents, %d chunks in %.2fs (%d skipped)",
-                    services.settings.book_source,
+                    display_source(services.settings.book_source),
                     report.documents,
                     report.chunks,
                     report.seconds,

@@ -4,8 +4,7 @@ A turn's first delta goes out at once (time to first token is what a reader feel
 flight, whatever any turn produces waits, and the next write carries all of it: a turn's waiting tokens
 become one delta event, and the turns share the one call. With one turn in flight every token is its own
 write; with a hundred, one Redis round trip carries a token or two for each of them, so the Redis cost per
-token falls as load rises instead of the writes queueing (one call per delta was the largest single cost
-of the worker in bench/hop_relay.py).
+token falls as load rises instead of the writes queueing (bench/analysis.md, item 7).
 """
 
 from __future__ import annotations
@@ -111,6 +110,7 @@ class TurnEventSink:
         self.first_delta_at: float | None = None
         self.sources: list[Source] = []
         self.citations: list[CitationEvent] = []
+        self.grounded: bool | None = None  # from ``done``: whether the answer was drawn from the book
         self.outcome: Literal["done"] | ErrorCode | None = None
         """How the turn ended, when this sink wrote its terminal event (None: it did not, or not yet)."""
 
@@ -146,6 +146,8 @@ class TurnEventSink:
             self.sources = event.sources
         elif isinstance(event, CitationEvent):
             self.citations.append(event)
+        elif isinstance(event, DoneEvent):
+            self.grounded = event.grounded
         self._close_delta()
         self._queue.append(event)
         self._batcher._schedule(self)

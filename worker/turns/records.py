@@ -34,6 +34,7 @@ def turn_record(job: TurnJob, sink: TurnEventSink, provider: str, finished_at: f
         ],
         provider="cohere" if provider == "cohere" else "offline",
         # refused: another party ended it first (a cancel, the gateway's timeout); none: Redis lost the turn
+        grounded=sink.grounded,
         status=sink.outcome or (ErrorCode.CANCELLED if sink.ended else ErrorCode.UNAVAILABLE),
         first_delta_ms=first_delta_ms,
         total_ms=round(max(0.0, finished_at - job.enqueued_at) * 1000, 3),

@@ -22,18 +22,18 @@ from shared.protocol import (
     SourcesEvent,
 )
 from shared.second_try import EarlierTry, earlier_try, handed_on
+from shared.small_talk import small_talk_kind
 from shared.turn_events import TurnStreamLost
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
 from worker.knowledge.store import KnowledgeStoreError, Passage
-from worker.runtime.services import WorkerServices
+from worker.services import WorkerServices
 from worker.turns.book_scope import offline_covers, rerank_covers
 from worker.turns.event_sink import TurnEnded, TurnEventSink
 from worker.turns.follow_ups import retrieval_query
 from worker.turns.offline_answer import OfflinePassage, compose
 from worker.turns.reader_language import ReaderLanguage, reader_language
 from worker.turns.records import record_turn
-from worker.turns.small_talk import small_talk_kind
 from worker.turns.suggestions import follow_up_questions
 from worker.turns.system_prompt import system_prompt
 
@@ -205,7 +205,9 @@ async def answer_turn(
             )
     await sink.drain()
     answer = sink.answer
-    suggestions = await _suggestions(services, job, passages, source_ids, cited)
+    # A model's answer that cites nothing is not drawn from the book (it said the book lacks it).
+    grounded = offline or bool(cited)
+    suggestions = await _suggestions(services, job, passages, source_ids, cited) if grounded else []
     # Remember before announcing ``done``: a follow-up asked the instant ``done`` arrives must see it.
     await services.memory.remember(job.conversation_id, job.question, answer)
     await sink.emit(
@@ -213,8 +215,7 @@ async def answer_turn(
             turn_id=job.turn_id,
             answer=answer,
             provider=services.settings.provider,
-            # A model's answer that cites nothing is not drawn from the book (it said the book lacks it).
-            grounded=offline or bool(cited),
+            grounded=grounded,
             suggestions=suggestions,
         )
     )

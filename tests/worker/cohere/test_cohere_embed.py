@@ -13,7 +13,7 @@ from fake_cohere.testing import RunningFake
 from tests.conftest import SettingsFactory
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.embed import embed_floats
-from worker.cohere.provider import classify
+from worker.cohere.retries import classify
 
 TEXTS = ["How do humanoid robots keep their balance?", "ROS 2 nodes exchange messages over topics.", "ünïcode ✓"]
 

@@ -15,9 +15,10 @@ from starlette.routing import Route
 
 from fake_cohere.testing import serve_asgi
 from tests.factories import REPO, SAMPLE_BOOK, knowledge_settings
+from worker.knowledge.documents import Chunk
 from worker.knowledge.html_pages import page_markdown
 from worker.knowledge.indexing import IndexBuild
-from worker.knowledge.markdown_chunks import Chunk, chunk_book, chunk_document
+from worker.knowledge.markdown_chunks import chunk_book, chunk_document
 from worker.knowledge.sources import load_source
 from worker.knowledge.store import KnowledgeStore
 

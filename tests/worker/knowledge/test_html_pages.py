@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from worker.knowledge.documents import DocumentError
 from worker.knowledge.html_pages import escape, page_markdown
-from worker.knowledge.markdown_chunks import DocumentError, chunk_document
+from worker.knowledge.markdown_chunks import chunk_document
 
 
 def docusaurus_page(article: str, *, html_class: str = "docs-wrapper plugin-docs docs-doc-page") -> str:

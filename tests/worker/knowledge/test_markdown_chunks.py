@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.knowledge.markdown_chunks import (
-    Chunk,
-    DocumentError,
-    HeadingSlugger,
-    chunk_book,
-    chunk_document,
-    doc_route,
-    github_slug,
-    split_front_matter,
-    strip_number_prefix,
-)
+from worker.knowledge.doc_routes import HeadingSlugger, doc_route, github_slug, strip_number_prefix
+from worker.knowledge.documents import Chunk, DocumentError
+from worker.knowledge.front_matter import split_front_matter
+from worker.knowledge.markdown_chunks import chunk_book, chunk_document
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_BOOK = REPO / "book" / "docs"

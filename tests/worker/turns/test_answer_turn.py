@@ -123,3 +123,15 @@ async def test_cohere_follow_ups_retrieve_with_the_previous_question(
     assert follow.terminal["grounded"] is True
     sources = follow.of("sources")[0]["sources"]
     assert "balance" in sources[0]["doc"], [s["doc"] for s in sources]
+
+
+async def test_a_model_answer_that_cites_nothing_is_not_grounded(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake
+) -> None:
+    selection = "The zero moment point must stay inside the support polygon."
+    async with running_stack(cohere_settings()) as url, chat(url) as client:
+        # a selection is always answered; the fake model (English words only) finds nothing in it for this
+        # question and says so, citing nothing
+        turn = await client.ask("یہ کیا ہے؟", selected_text=selection)
+    assert fake_cohere.stats()["requests"]["chat"] == 1
+    assert turn.of("citation") == [] and turn.terminal["grounded"] is False and turn.terminal["suggestions"] == []

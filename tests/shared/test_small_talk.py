@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.turns.small_talk import small_talk_kind
+from shared.small_talk import small_talk_kind
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import aiohttp
 import httpx
 import pytest
 
-from worker.cohere.provider import classify
+from worker.cohere.retries import classify
 
 FAILED = "the connection to the language model failed"
 TIMED_OUT = "the language model timed out"
