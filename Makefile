@@ -12,7 +12,7 @@ export PORT ?= 7860
 export DATA_DIR ?= /tmp/physical-ai-tutor
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-3.11 test-3.12 venv venv312 lint format typecheck bench lock system-deps clean reindex eval bench-knowledge image-test hadolint
+.PHONY: run test test-3.11 test-3.12 venv venv312 lint format typecheck bench lock system-deps clean reindex eval bench-knowledge bench-history image-test hadolint
 
 # System packages: redis-server is the embedded queue and event bus; haproxy balances the gateway replicas
 # in tests/test_replicas.py (deploy/haproxy.cfg); chromium (Debian's, driven by Playwright; no browser
@@ -96,6 +96,11 @@ eval: venv
 ## ARGS="--quick" for a smoke run, ARGS="--help" for the knobs)
 bench: system-deps venv
 	$(BIN)/python -m bench.run $(ARGS)
+
+## bench-history: durable memory against a real Postgres and PgBouncer (history writes/s, list/get latency
+## with 100,000 turns, time to first delta at 100 in flight with the database up and down)
+bench-history: system-deps venv
+	$(BIN)/python -m bench.history $(ARGS)
 
 ## bench-knowledge: indexing throughput and retrieval latency of the embedded store
 bench-knowledge: venv

@@ -5,7 +5,6 @@ database says (within a short bound), and when neither can say, the ask starts a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.db.conversations import conversation_owner
-from shared.db.database import Database
+from shared.db.database import Database, within
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +74,7 @@ class ConversationOwners:
         if not self._database.schema_ready.is_set():
             return False
         try:
-            async with asyncio.timeout(DATABASE_WAIT_S):
-                owner = await conversation_owner(self._database.sessions, conversation_id)
+            owner = await within(DATABASE_WAIT_S, conversation_owner(self._database.sessions, conversation_id))
         except Exception as exc:
             logger.warning("conversation owner unknown, the database failed (%s)", type(exc).__name__)
             return False

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -21,6 +23,7 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 PING_TIMEOUT_S = 2.0
 SCHEMA_WAIT_S = 5.0
 
@@ -55,13 +58,16 @@ class Database:
     async def ping(self) -> str | None:
         """None when the database answers with its schema in place, else why not (no secrets in it)."""
         try:
-            async with asyncio.timeout(PING_TIMEOUT_S), self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await within(PING_TIMEOUT_S, self._select_one())
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             return f"cannot reach the database ({type(exc).__name__})"
         if not self.schema_ready.is_set():
             return "migrating"
         return None
+
+    async def _select_one(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         if self._migration is not None:
@@ -69,6 +75,28 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._migration
         await self.engine.dispose()
+
+
+_given_up: set[asyncio.Task[Any]] = set()
+
+
+async def within(seconds: float, operation: Coroutine[Any, Any, T]) -> T:
+    """Wait at most ``seconds`` for a database operation without cancelling it: a cancellation in the middle
+    of opening a connection would leave that connection unclosed (aiosqlite warns, a pool loses it). On
+    time-out the operation finishes in the background and its connection goes back to the pool."""
+    task = asyncio.ensure_future(operation)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        _given_up.add(task)
+        task.add_done_callback(_forget)
+        raise
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _given_up.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("a database operation given up on failed too: %s", type(task.exception()).__name__)
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -24,6 +24,10 @@ def storable_or_none(value: str | None) -> str | None:
 
 
 def storable_json(value: Any) -> Any:
+    if isinstance(value, dict) and all(
+        type(v) is not list and type(v) is not dict and (type(v) is not str or storable(v) is v) for v in value.values()
+    ):
+        return value  # the common case: a flat object of clean text, returned as it is
     if isinstance(value, str):
         return storable(value)
     if isinstance(value, list):

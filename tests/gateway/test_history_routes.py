@@ -203,3 +203,25 @@ async def test_memory_comes_from_the_database_when_redis_forgot(
     messages = fake_cohere.stats()["last_chat_request"]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert "ROS 2 topic" in str(messages[1]["content"])
+
+
+async def test_history_survives_a_restart_of_the_whole_service(
+    make_settings: SettingsFactory, database_url: str | None, redis: Redis
+) -> None:
+    """What every deploy and every wake of a sleeping Space does: all processes restart, and Redis (which
+    keeps no files) comes back empty. The same DATA_DIR (SQLite) or DATABASE_URL keeps the history."""
+    settings = make_settings(database_url=database_url)
+    async with stack(settings) as (api, worker):
+        token = (await api.post("/api/readers")).json()["reader_token"]
+        async with chat(str(api.base_url)) as client:
+            await hello(client, reader_token=token)
+            first = await client.ask("What is ROS 2?")
+        await written(worker, 1)
+    await redis.flushall()
+    async with stack(settings) as (api, _worker):
+        listed = (await api.get("/api/conversations", headers=bearer(token))).json()
+        assert [c["id"] for c in listed["conversations"]] == [first.events[0]["conversation_id"]]
+        async with chat(str(api.base_url)) as client:
+            await hello(client, reader_token=token)
+            again = await client.ask("And what is a node?", conversation_id=first.events[0]["conversation_id"])
+            assert again.events[0]["conversation_id"] == first.events[0]["conversation_id"], "still theirs"

@@ -3,7 +3,6 @@ Redis has none (expired, or Redis restarted) they come from the database, within
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Literal
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.db.database import Database
+from shared.db.database import Database, within
 from shared.db.turn_history import recent_exchanges
 from worker.cohere.provider import ChatTurn
 
@@ -54,8 +53,9 @@ class ConversationMemory:
         if self._database is None or not self._database.schema_ready.is_set():
             return []
         try:
-            async with asyncio.timeout(DATABASE_WAIT_S):
-                exchanges = await recent_exchanges(self._database.sessions, conversation_id, self._max_turns)
+            exchanges = await within(
+                DATABASE_WAIT_S, recent_exchanges(self._database.sessions, conversation_id, self._max_turns)
+            )
         except Exception as exc:
             logger.warning("conversation memory from the database failed (%s); answering without", type(exc).__name__)
             return []
