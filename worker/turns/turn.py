@@ -11,7 +11,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from shared import keys
 from shared.jobs import TurnJob
 from shared.protocol import (
     CitationEvent,
@@ -24,6 +23,7 @@ from shared.protocol import (
 from shared.second_try import EarlierTry, earlier_try, handed_on
 from shared.small_talk import small_talk_kind
 from shared.turn_events import TurnStreamLost
+from shared.worker_turns import list_turn, unlist_turn
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
 from worker.knowledge.store import KnowledgeStoreError, Passage
@@ -303,14 +303,11 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
 
 async def _register(services: WorkerServices, turn_id: str) -> None:
     """List the turn under this worker, so that if the worker dies the gateway's reaper can end it."""
-    async with services.redis.pipeline(transaction=True) as pipe:
-        pipe.sadd(keys.worker_turns(services.worker_id), turn_id)
-        pipe.sadd(keys.WORKERS_WITH_TURNS, services.worker_id)
-        await pipe.execute()
+    await list_turn(services.redis, services.worker_id, turn_id)
 
 
 async def _unregister(services: WorkerServices, turn_id: str) -> None:
     try:
-        await services.redis.srem(keys.worker_turns(services.worker_id), turn_id)  # type: ignore[misc]
+        await unlist_turn(services.redis, services.worker_id, turn_id)
     except Exception as exc:  # Redis down: the set goes with it, or the reaper cleans up after us
         logger.debug("could not unregister turn %s: %s", turn_id, type(exc).__name__)
