@@ -40,8 +40,9 @@ from fake_cohere.testing import running_fake_cohere, serve_asgi
 from shared.settings import Settings
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
-from worker.knowledge.indexing import index_book
-from worker.knowledge.store import KnowledgeStore, Passage
+from worker.knowledge.documents import Passage
+from worker.knowledge.standalone_indexing import index_book
+from worker.knowledge.store import KnowledgeStore
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"

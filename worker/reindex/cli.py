@@ -53,8 +53,10 @@ from shared.settings import Settings, load_settings
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
-from worker.knowledge.indexing import IndexBuild, IndexingError
-from worker.knowledge.store import KnowledgeStore, KnowledgeStoreError
+from worker.knowledge.index_report import IndexingError
+from worker.knowledge.indexing import IndexBuild
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
+from worker.knowledge.store import KnowledgeStore
 
 FOLLOW_EVERY_S = 0.25
 EXIT_COMPLETE, EXIT_FAILED, EXIT_BUSY, EXIT_CANNOT_START = 0, 1, 2, 3

@@ -28,7 +28,8 @@ from shared.small_talk import small_talk_kind
 from shared.turn_events import TurnHandedOn, TurnStreamLost
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
-from worker.knowledge.store import KnowledgeStoreError, Passage
+from worker.knowledge.documents import Passage
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
 from worker.services import WorkerServices
 from worker.turns.book_scope import offline_covers, rerank_covers
 from worker.turns.event_sink import TurnEnded, TurnEventSink
@@ -227,7 +228,7 @@ async def _suggestions(
         (p.doc, p.heading) for p in passages[:2]
     ]
     try:
-        return await follow_up_questions(job.question, drew_on, services.store.outline)
+        return await follow_up_questions(job.question, drew_on, services.store.contents.outline)
     except KnowledgeStoreError as exc:  # suggestions are a courtesy: the answer stands without them
         logger.warning("turn %s: no suggestions (%s)", job.turn_id, exc)
         return []
