@@ -10,22 +10,17 @@ handed on while this worker still answers it).
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared import keys
 from shared.health import HEARTBEAT_TTL_S
 
 
-async def list_turn(redis: Redis, worker_id: str, turn_id: str) -> None:
-    """Before the worker answers a turn: the turn under the worker, and the worker's sign of life, together."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.sadd(keys.worker_turns(worker_id), turn_id)
-        pipe.sadd(keys.WORKERS_WITH_TURNS, worker_id)
-        pipe.set(keys.worker_listed_turn(worker_id), "1", ex=HEARTBEAT_TTL_S)
-        await pipe.execute()
-
-
-async def unlist_turn(redis: Redis, worker_id: str, turn_id: str) -> None:
-    await redis.srem(keys.worker_turns(worker_id), turn_id)  # type: ignore[misc]
+def list_turn(transaction: Pipeline, worker_id: str, turn_id: str) -> None:
+    """Queue on the worker's transaction: the turn under the worker, and the worker's sign of life."""
+    transaction.sadd(keys.worker_turns(worker_id), turn_id)
+    transaction.sadd(keys.WORKERS_WITH_TURNS, worker_id)
+    transaction.set(keys.worker_listed_turn(worker_id), "1", ex=HEARTBEAT_TTL_S)
 
 
 async def worker_alive(redis: Redis, worker_id: str) -> bool:

@@ -15,7 +15,9 @@ from shared.db.readers import create_reader
 from shared.history import CitationRecord, TurnRecord
 from shared.protocol import Source
 from shared.settings import Settings
-from worker.knowledge.store import Passage
+from worker.knowledge.documents import Passage
+from worker.knowledge.indexing import IndexBuild
+from worker.knowledge.store import KnowledgeStore
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_BOOK = REPO / "book" / "docs"
@@ -61,6 +63,64 @@ class HashEmbedder:
     async def embed_documents(self, texts: list[str]) -> list[list[float]]:
         self.batches.append(len(texts))
         return [self.vector(text) for text in texts]
+
+
+# --- books on disk ---
+
+
+def write_file(root: Path, rel: str, text: str | bytes) -> Path:
+    """Write ``text`` (bytes as they are) to ``root/rel``, creating folders."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_book(root: Path, files: dict[str, str | bytes]) -> Path:
+    """A docs folder at ``root`` holding ``files`` (relative path -> content)."""
+    for rel, text in files.items():
+        write_file(root, rel, text)
+    return root
+
+
+def chapter(title: str, *sections: tuple[str, str]) -> str:
+    """A Markdown chapter with front matter, a title and one ``##`` section per (heading, text)."""
+    body = "\n\n".join(f"## {heading}\n\n{text}" for heading, text in sections)
+    return f"---\ntitle: {title}\n---\n\n# {title}\n\n{body}\n"
+
+
+SMALL_BOOK = {
+    "01-basics/01-actuators.md": chapter(
+        "Actuators",
+        ("Electric motors", "Brushless motors turn current into torque for each humanoid joint."),
+        ("Hydraulics", "Hydraulic cylinders give large forces for heavy legs."),
+    ),
+    "01-basics/02-sensors.md": chapter(
+        "Sensors",
+        ("Encoders", "Encoders report joint angles to the controller many times a second."),
+        ("Inertial units", "An inertial measurement unit senses acceleration and rotation of the torso."),
+    ),
+    "02-control/01-balance.md": chapter(
+        "Balance",
+        ("Support polygon", "The centre of pressure must stay inside the support polygon of the feet."),
+        ("Stepping", "A capture step moves the foot where the robot can stop safely."),
+    ),
+}
+"""Three chapters, two sections each: six chunks, each findable by its own words."""
+
+
+def index_build(store: KnowledgeStore, source: Path | str, **options: Any) -> IndexBuild:
+    """An ``IndexBuild`` of ``source`` published under ``/docs``; ``options`` as ``IndexBuild`` takes them."""
+    return IndexBuild(store, source=str(source), base_url="/docs", **options)
+
+
+async def top_doc(store: KnowledgeStore, question: str) -> str:
+    """The document of the best keyword match for ``question`` ("" when nothing matches)."""
+    passages = await store.search(question, None, 1)
+    return passages[0].doc if passages else ""
 
 
 # --- durable memory ---

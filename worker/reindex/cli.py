@@ -25,15 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared import keys
+from shared.arq_redis import arq_redis
 from shared.health import WorkerHeartbeat
-from shared.jobs import ReindexMode, job_deserializer, job_serializer
+from shared.jobs import ReindexMode
 from shared.logs import configure_logging
 from shared.reindex import (
     LOCK_TTL_S,
@@ -53,8 +53,10 @@ from shared.settings import Settings, load_settings
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
-from worker.knowledge.indexing import IndexBuild, IndexingError
-from worker.knowledge.store import KnowledgeStore, KnowledgeStoreError
+from worker.knowledge.index_report import IndexingError
+from worker.knowledge.indexing import IndexBuild
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
+from worker.knowledge.store import KnowledgeStore
 
 FOLLOW_EVERY_S = 0.25
 EXIT_COMPLETE, EXIT_FAILED, EXIT_BUSY, EXIT_CANNOT_START = 0, 1, 2, 3
@@ -140,16 +142,6 @@ def summary_table(p: ReindexProgress) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
-
-
-def _redis(settings: Settings) -> ArqRedis:
-    pool = ConnectionPool.from_url(settings.effective_redis_url, socket_connect_timeout=2, socket_timeout=10)
-    return ArqRedis(
-        connection_pool=pool,
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-        default_queue_name=keys.QUEUE_NAME,
-    )
 
 
 async def _redis_up(redis: ArqRedis) -> bool:
@@ -261,7 +253,7 @@ async def _keep_lock(redis: ArqRedis, job_id: str) -> None:
 
 
 async def run(settings: Settings, options: Options, console: Console) -> int:
-    redis = _redis(settings)
+    redis = arq_redis(settings, socket_timeout=10)  # a command line: no wait without an end
     try:
         redis_up = await _redis_up(redis)
         worker_up = redis_up and await _worker_alive(redis)

@@ -37,8 +37,10 @@ from shared.reindex import (
     write_progress,
 )
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
-from worker.knowledge.indexing import IndexBuild, IndexingError, IndexReport, reason_to_index
-from worker.knowledge.store import KnowledgeStoreError
+from worker.knowledge.index_report import IndexingError, IndexReport
+from worker.knowledge.indexing import IndexBuild
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
+from worker.knowledge.version_checks import reason_to_index
 from worker.services import WorkerServices
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from shared import keys
 from shared.health import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.waiting import wait_event
 from worker.history.writer import HistoryWriter
-from worker.knowledge.store import CollectionStatus
+from worker.knowledge.collection_status import CollectionStatus
 from worker.services import WorkerServices
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from fake_cohere.testing import serve_asgi
 from shared.settings import Settings
 from tests.factories import SAMPLE_BOOK, knowledge_settings
 from worker.knowledge import sources
-from worker.knowledge.indexing import IndexBuild, IndexingError
+from worker.knowledge.index_report import IndexingError
+from worker.knowledge.indexing import IndexBuild
 from worker.knowledge.markdown_chunks import chunk_book, chunk_document
 from worker.knowledge.sources import SourceError, load_folder, load_source, parse_sitemap
 from worker.knowledge.store import KnowledgeStore
@@ -226,7 +227,7 @@ async def test_a_sitemap_that_cannot_be_read_fails_the_job_and_changes_nothing(
     }[failure]
     assert job.progress.status == "failed"
     assert job.progress.skipped[0].reason.startswith(expected)
-    assert await store.versions() == [good.collection]
+    assert await store.versions.names() == [good.collection]
 
 
 async def test_a_sitemap_index_is_followed_one_level(sample_site: RenderedSite) -> None:
