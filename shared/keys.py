@@ -41,6 +41,13 @@ def turn_retried(turn_id: str) -> str:
     return f"{PREFIX}:turn:{turn_id}:retried"
 
 
+def turn_owner(turn_id: str) -> str:
+    """Which try of the turn may write its events: a token the worker running it sets when it starts. The reaper
+    deletes it when it hands the turn on, so a first try that was only stalled finds its writes refused; the
+    turn's terminal event deletes it."""
+    return f"{PREFIX}:turn:{turn_id}:owner"
+
+
 def conversation(conversation_id: str) -> str:
     """List of a conversation's last turns (JSON), newest last, trimmed and expiring."""
     return f"{PREFIX}:conversation:{conversation_id}"

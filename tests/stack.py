@@ -34,7 +34,21 @@ async def running_worker(settings: Settings) -> AsyncIterator[TutorWorker]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await end_jobs(worker)
         await worker.arq.close()
+
+
+async def end_jobs(worker: TutorWorker) -> None:
+    """Cancel the jobs still running and wait until each has ended. arq's ``close()`` cancels them itself and
+    re-raises a cancellation that lands while a job is being recorded as finished, which would leave its
+    Redis pool open; afterwards it finds none running."""
+    running = list(worker.arq.tasks.values())
+    for job in running:
+        job.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    for job_id, job in list(worker.arq.tasks.items()):
+        if job.done():
+            del worker.arq.tasks[job_id]  # as arq's own poll drops the jobs that ended
 
 
 @contextlib.asynccontextmanager
