@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from shared.settings import PROJECT_ROOT
-from tests.conftest import IsolatedSettings, free_port
+from tests.conftest import IsolatedSettings
+from tests.ports import free_port
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
