@@ -167,6 +167,8 @@ class ChatLoad:
                     await connection.close()
                     connection = None
                     self.live.connected -= 1
+                if plan.turns_per_user is not None and asked >= plan.turns_per_user:
+                    break  # nothing left to ask: no think time, no wait
                 think = plan.think_time_s * self._rng.uniform(0.5, 1.5) if plan.think_time_s > 0 else 0.0
                 # A polite client waits as long as the server asked before asking again, and a failed
                 # turn is never retried in a tight loop.
