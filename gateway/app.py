@@ -100,7 +100,9 @@ def create_app(settings: Settings) -> FastAPI:
             readers=ReaderAuth(database, sign_in),
         )
         stop_reaper = asyncio.Event()
-        reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events, stop_reaper), name="reaper")
+        reaper = asyncio.create_task(
+            run_reaper(redis, app.state.services.turns.events, settings.provider, stop_reaper), name="reaper"
+        )
         logger.info("gateway ready on port %d (provider: %s)", settings.port, settings.provider)
         try:
             yield

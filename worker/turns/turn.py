@@ -267,6 +267,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         earlier = await earlier_try(services.redis, job.turn_id)
         if earlier.sent_answer:
             await _end_with(sink, ErrorCode.WORKER_LOST, "the worker answering this question stopped; please ask again")
+            await asyncio.shield(record_turn(services.redis, services.settings, job, sink, second_try=True))
             return
         logger.info("turn %s: second try, its first worker died before answering", job.turn_id)
     await _register(services, job.turn_id)
@@ -297,7 +298,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         await _end_with(sink, ErrorCode.INTERNAL, "something went wrong while answering; please try again")
     finally:
         services.metrics.observe_turn(time.time() - started)
-        await asyncio.shield(record_turn(services.redis, services.settings, job, sink))
+        await asyncio.shield(record_turn(services.redis, services.settings, job, sink, second_try=earlier is not None))
         await asyncio.shield(_unregister(services, job.turn_id))
 
 
