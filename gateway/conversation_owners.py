@@ -71,10 +71,10 @@ class ConversationOwners:
         when the database cannot answer."""
         if self._database is None:
             return None
-        if not self._database.schema_ready.is_set():
-            return False
         try:
-            owner = await within(DATABASE_WAIT_S, conversation_owner(self._database.sessions, conversation_id))
+            # an ask arriving while the schema migrates (just after a start) waits for it a little
+            sessions = await self._database.ready_sessions(DATABASE_WAIT_S)
+            owner = await within(DATABASE_WAIT_S, conversation_owner(sessions, conversation_id))
         except Exception as exc:
             logger.warning("conversation owner unknown, the database failed (%s)", type(exc).__name__)
             return False

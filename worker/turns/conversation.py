@@ -50,12 +50,11 @@ class ConversationMemory:
         return turns
 
     async def _from_database(self, conversation_id: str) -> list[RememberedTurn]:
-        if self._database is None or not self._database.schema_ready.is_set():
+        if self._database is None:
             return []
         try:
-            exchanges = await within(
-                DATABASE_WAIT_S, recent_exchanges(self._database.sessions, conversation_id, self._max_turns)
-            )
+            sessions = await self._database.ready_sessions(DATABASE_WAIT_S)
+            exchanges = await within(DATABASE_WAIT_S, recent_exchanges(sessions, conversation_id, self._max_turns))
         except Exception as exc:
             logger.warning("conversation memory from the database failed (%s); answering without", type(exc).__name__)
             return []
