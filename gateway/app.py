@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=GatewayMetrics(relay),
             database=database,
             readers=ReaderAuth(database, sign_in),
+            owners=owners,
         )
         stop_reaper = asyncio.Event()
         reaper = asyncio.create_task(

@@ -1,5 +1,6 @@
 """Every accepted ask has one history row with the outcome its client saw, whoever ended the turn: the worker,
-a cancel (mid-answer, or before any worker took it), the gateway's timeout, or the reaper of a dead worker."""
+a cancel (mid-answer, or before any worker took it), the gateway's timeout, or the reaper of a dead worker;
+and a conversation deleted while one of its turns runs stays deleted."""
 
 from __future__ import annotations
 
@@ -23,9 +24,18 @@ ADMIN = "admin-token-0123456789abcdef"
 QUESTION = "What is a ROS 2 topic?"
 
 
+async def database_ready(url: str, timeout_s: float = 60) -> None:
+    """Until the gateway has migrated its database (a gateway started before any worker migrates it alone,
+    and a ``hello`` waits only 5 s for that: on a loaded machine it can take longer)."""
+    async with httpx.AsyncClient(base_url=url) as http, asyncio.timeout(timeout_s):
+        while not (await http.get("/ready")).json()["checks"]["database"]["ok"]:  # noqa: ASYNC110 - HTTP has no event
+            await asyncio.sleep(0.1)
+
+
 @contextlib.asynccontextmanager
 async def reader_chat(url: str) -> AsyncIterator[tuple[ChatClient, httpx.AsyncClient]]:
     """A socket that said ``hello`` as a new reader, and a REST client carrying that reader's token."""
+    await database_ready(url)
     async with chat(url) as client:
         await client.send({"type": "hello"})
         welcome = await client.receive()
@@ -161,3 +171,31 @@ async def test_a_cancel_after_done_changes_nothing(cohere_settings: SettingsFact
         assert [(t["turn_id"], t["status"]) for t in turns] == [(turn.turn_id, "done")]
         assert turns[0]["answer"] == turn.terminal["answer"]
         assert await stats_by_status(url) == {"done": 2}
+
+
+async def test_a_conversation_deleted_while_a_turn_of_it_runs_stays_deleted(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake, redis: Redis
+) -> None:
+    settings = cohere_settings()
+    async with started_worker(settings) as worker, running_gateway(settings) as url, reader_chat(url) as (client, api):
+        first = await client.ask(QUESTION)
+        conversation_id = first.of("accepted")[0]["conversation_id"]
+        await written(worker, 1)
+        await fake_cohere.set_knobs(tokens_per_second=20)
+        await client.send({"type": "ask", "question": "And how is it tested?", "conversation_id": conversation_id})
+        running = await client.collect(until="delta")
+        assert (await api.delete(f"/api/conversations/{conversation_id}")).status_code == 204
+        await client.collect(running)
+        assert running.terminal["type"] == "done"
+        await job_finished(worker, running.turn_id)
+        await written(worker, 2)  # the running turn's record reached the writer, which dropped it
+        assert await waiting_records(redis) == 0
+        assert (await api.get(f"/api/conversations/{conversation_id}")).status_code == 404
+        assert (await api.get("/api/conversations")).json()["conversations"] == []
+        await fake_cohere.set_knobs(tokens_per_second=0)
+        again = await client.ask("What is a node?", conversation_id=conversation_id)
+        assert again.terminal["type"] == "done"
+        assert again.of("accepted")[0]["conversation_id"] != conversation_id, "a deleted conversation is not continued"
+        await written(worker, 3)
+        listed = (await api.get("/api/conversations")).json()["conversations"]
+        assert [c["id"] for c in listed] == [again.of("accepted")[0]["conversation_id"]]
