@@ -7,8 +7,11 @@ import re
 import time
 import uuid
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from starlette.responses import Response
 
 from shared.db.database import Database
 from shared.db.readers import create_reader
@@ -115,6 +118,21 @@ SMALL_BOOK = {
 def index_build(store: KnowledgeStore, source: Path | str, **options: Any) -> IndexBuild:
     """An ``IndexBuild`` of ``source`` published under ``/docs``; ``options`` as ``IndexBuild`` takes them."""
     return IndexBuild(store, source=str(source), base_url="/docs", **options)
+
+
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+
+
+def sitemap(locations: Iterable[str]) -> Response:
+    """A sitemap listing ``locations``, as a site serves it."""
+    urls = "".join(f"<url><loc>{location}</loc></url>" for location in locations)
+    return Response(f'<urlset xmlns="{SITEMAP_NS}">{urls}</urlset>', media_type="application/xml")
+
+
+def sitemap_index(locations: Iterable[str]) -> Response:
+    """A sitemap index pointing at the sitemaps at ``locations``."""
+    entries = "".join(f"<sitemap><loc>{location}</loc></sitemap>" for location in locations)
+    return Response(f'<sitemapindex xmlns="{SITEMAP_NS}">{entries}</sitemapindex>', media_type="application/xml")
 
 
 async def top_doc(store: KnowledgeStore, question: str) -> str:

@@ -13,7 +13,8 @@ import yaml
 
 from shared.entrypoint import role_argv
 from shared.settings import PROJECT_ROOT
-from tests.conftest import IsolatedSettings, free_port
+from tests.conftest import IsolatedSettings
+from tests.ports import free_port
 
 DEPLOY = PROJECT_ROOT / "deploy"
 

@@ -43,8 +43,6 @@ from shared.reindex import (
     acquire_lock,
     new_job_id,
     read_progress,
-    release_lock,
-    renew_lock,
     request_reindex,
     running_job,
     write_progress,
@@ -57,6 +55,7 @@ from worker.knowledge.index_report import IndexingError
 from worker.knowledge.indexing import IndexBuild
 from worker.knowledge.qdrant_errors import KnowledgeStoreError
 from worker.knowledge.store import KnowledgeStore
+from worker.reindex.lock_lease import LockLease
 
 FOLLOW_EVERY_S = 0.25
 EXIT_COMPLETE, EXIT_FAILED, EXIT_BUSY, EXIT_CANNOT_START = 0, 1, 2, 3
@@ -189,6 +188,7 @@ async def run_in_process(
             return EXIT_BUSY, None
         await write_progress(redis, progress)
         await redis.set(keys.REINDEX_LATEST, job_id, ex=PROGRESS_TTL_S)
+    lease = LockLease(redis, job_id) if redis is not None else None
     try:
         try:
             store = await KnowledgeStore.open(settings)
@@ -203,18 +203,20 @@ async def run_in_process(
         parts = build_cohere_clients(settings)
         cohere = CohereProvider(parts, settings, redis) if parts else None  # the workers' shared limits
         cache = await EmbeddingCache.open(cache_path(settings.data_dir)) if cohere is not None else None
-        keeper = asyncio.create_task(_keep_lock(redis, job_id)) if redis is not None else None
+        if lease is not None:
+            lease.start()
         try:
             with ProgressView(console) as view:
 
-                async def sink(update: ReindexProgress) -> None:
+                async def show(update: ReindexProgress) -> None:
+                    view.update(update)
+
+                async def show_and_record(update: ReindexProgress) -> None:
                     view.update(update)
                     if redis is not None:
-                        if update.finished:
-                            if keeper is not None:
-                                keeper.cancel()
-                            await release_lock(redis, job_id)  # free before "complete" is visible
                         await write_progress(redis, update)
+
+                sink = lease.released_before_the_end(show_and_record) if lease is not None else show
 
                 build = IndexBuild(
                     store,
@@ -231,25 +233,15 @@ async def run_in_process(
                     await build.run()
                 view.update(progress)
         finally:
-            if keeper is not None:
-                keeper.cancel()
             if cache is not None:
                 await cache.close()
             if cohere is not None:
                 await cohere.close()
             await store.close()
     finally:
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await release_lock(redis, job_id)
+        if lease is not None:
+            await lease.close()
     return (EXIT_COMPLETE if progress.status == "complete" else EXIT_FAILED), progress
-
-
-async def _keep_lock(redis: ArqRedis, job_id: str) -> None:
-    while True:
-        await asyncio.sleep(LOCK_TTL_S / 4)
-        with contextlib.suppress(RedisError, OSError):
-            await renew_lock(redis, job_id)
 
 
 async def run(settings: Settings, options: Options, console: Console) -> int:
