@@ -1,9 +1,10 @@
 """Ending or handing on the turns of a worker that died (SIGKILL, OOM): within seconds, not arq's in-progress expiry.
 
 Each worker lists its turns in flight in Redis and keeps a heartbeat key with a short TTL. This loop, run by every
-gateway process, looks for workers whose heartbeat has expired: their turns that had sent no delta yet are handed
-to another worker, the others end with ``worker_lost``. Ending a turn goes through the same exactly-once append as
-everything else, so several gateways (or a late worker) cannot produce a second terminal event.
+gateway process, looks for workers that stopped proving they are alive (shared/worker_turns.py: the heartbeat
+expired and no turn listed within its TTL): their turns that had sent no delta yet are handed to another worker,
+the others end with ``worker_lost``. Ending a turn goes through the same exactly-once append as everything else,
+so several gateways (or a late worker) cannot produce a second terminal event.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared.protocol import ErrorCode, ErrorEvent
 from shared.second_try import RETRIED_MARK_TTL_S, earlier_try
 from shared.turn_events import TurnEventWriter, TurnStreamLost
 from shared.waiting import wait_event
+from shared.worker_turns import worker_alive
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
     ended = 0
     for raw_id in await redis.smembers(keys.WORKERS_WITH_TURNS):  # type: ignore[misc]
         worker_id = raw_id.decode()
-        if await redis.exists(keys.worker_heartbeat(worker_id)):
+        if await worker_alive(redis, worker_id):
             continue
         turns = await redis.smembers(keys.worker_turns(worker_id))  # type: ignore[misc]
         taken = retried = 0

@@ -94,6 +94,13 @@ def worker_turns(worker_id: str) -> str:
     return f"{PREFIX}:worker-turns:{worker_id}"
 
 
+def worker_listed_turn(worker_id: str) -> str:
+    """Set for a heartbeat's TTL whenever a worker lists a turn: a sign of life besides the heartbeat, which a
+    Redis restart loses until the worker's next beat (shared/worker_turns.py). Not under the heartbeat prefix,
+    which /ready scans."""
+    return f"{PREFIX}:worker-listed-turn:{worker_id}"
+
+
 # Re-indexing the knowledge base (shared/reindex.py). The lock holds the running job's id with a lease,
 # so there is one re-index at a time across every worker and a dead worker's lock runs out by itself.
 REINDEX_LOCK = f"{PREFIX}:reindex:lock"

@@ -1,5 +1,5 @@
 """The gateway's reaper against a real Redis: a dead worker's turns are handed on or ended, each once, even
-when several gateways reap at the same moment."""
+when several gateways reap at the same moment; a live worker whose heartbeat a Redis restart took keeps them."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from redis.asyncio import Redis
 
 from gateway.reaper import hand_on, reap_lost_workers
 from shared import keys
+from shared.health import HEARTBEAT_TTL_S
 from shared.protocol import AcceptedEvent, SourcesEvent
 from shared.turn_events import TurnAppend, TurnEventWriter
+from shared.worker_turns import list_turn, worker_alive
 
 WORKER = "dead-worker"
 
@@ -71,3 +73,48 @@ async def test_reapers_of_several_gateways_passing_together_act_on_each_turn_onc
     for turn_id in turn_ids:
         assert await redis.exists(keys.turn_retried(turn_id))
         assert await kinds(redis, turn_id) == ["accepted", "sources"]
+
+
+async def listed_now(redis: Redis, turn_id: str) -> None:
+    """What a live worker does as it starts a turn (worker/turns/turn.py)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        list_turn(pipe, WORKER, turn_id)
+        await pipe.execute()
+
+
+async def test_a_worker_listing_a_turn_before_its_first_beat_after_a_redis_restart_keeps_it(redis: Redis) -> None:
+    # Redis restarted (nothing left of the worker's, its heartbeat included) and the live worker lists its next
+    # turn before it beats again.
+    writer = TurnEventWriter(redis, ttl_s=60)
+    waiting, streamed = "d" * 32, "e" * 32
+    await running_turn(redis, writer, waiting, streamed=False)
+    await running_turn(redis, writer, streamed, streamed=True)
+    await listed_now(redis, streamed)
+    assert await worker_alive(redis, WORKER)
+    assert await reap_lost_workers(redis, writer) == 0
+    assert await kinds(redis, streamed) == ["accepted", "sources", "delta"], "no worker_lost"
+    assert not await redis.exists(keys.turn_retried(waiting)), "not handed on"
+    assert await redis.exists(keys.turn_owner(waiting))
+
+
+async def test_a_worker_that_neither_beats_nor_lists_a_turn_within_the_ttl_loses_its_turns(redis: Redis) -> None:
+    writer = TurnEventWriter(redis, ttl_s=60)
+    turn_id = "f" * 32
+    await running_turn(redis, writer, turn_id, streamed=True)
+    await listed_now(redis, turn_id)
+    # the sign of life lapses like a heartbeat, so a worker killed right after listing is found as fast
+    assert 0 < await redis.ttl(keys.worker_listed_turn(WORKER)) <= HEARTBEAT_TTL_S
+    async with asyncio.timeout(HEARTBEAT_TTL_S + 5):
+        while await worker_alive(redis, WORKER):  # noqa: ASYNC110 - a key's expiry has no event to await
+            await asyncio.sleep(0.1)
+    assert await reap_lost_workers(redis, writer) == 1
+    assert await kinds(redis, turn_id) == ["accepted", "sources", "delta", "error"]
+
+
+async def test_a_worker_with_a_current_heartbeat_keeps_its_turns(redis: Redis) -> None:
+    writer = TurnEventWriter(redis, ttl_s=60)
+    turn_id = "0" * 32
+    await running_turn(redis, writer, turn_id, streamed=True)
+    await redis.set(keys.worker_heartbeat(WORKER), "{}", ex=HEARTBEAT_TTL_S)
+    assert await reap_lost_workers(redis, writer) == 0
+    assert await kinds(redis, turn_id) == ["accepted", "sources", "delta"]

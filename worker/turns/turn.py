@@ -26,6 +26,7 @@ from shared.protocol import (
 from shared.second_try import EarlierTry, earlier_try
 from shared.small_talk import small_talk_kind
 from shared.turn_events import TurnHandedOn, TurnStreamLost
+from shared.worker_turns import list_turn
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
 from worker.knowledge.documents import Passage
@@ -307,8 +308,7 @@ async def _register(services: WorkerServices, turn_id: str, owner: str) -> None:
     terminal event deletes it."""
     async with services.redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.turn_owner(turn_id), owner, ex=int(services.settings.turn_timeout_s) + OWNER_MARGIN_S)
-        pipe.sadd(keys.worker_turns(services.worker_id), turn_id)
-        pipe.sadd(keys.WORKERS_WITH_TURNS, services.worker_id)
+        list_turn(pipe, services.worker_id, turn_id)
         await pipe.execute()
 
 
