@@ -35,22 +35,24 @@ system-deps:
 	  echo "installing pgbouncer"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; }
 
+# $(call install-venv,PYTHON,VENV): VENV made by PYTHON when missing, with the pinned dependencies and the
+# project (editable); its .installed stamp is newer than the requirements once this has run.
+define install-venv
+	@test -x $(2)/bin/python || $(1) -m venv $(2)
+	$(2)/bin/pip install -q --upgrade pip
+	$(2)/bin/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(2)/bin/pip install -q --no-deps -e .
+	@touch $(2)/bin/.installed
+endef
+
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
-	$(BIN)/pip install -q --no-deps -e .
-	@touch $@
+	$(call install-venv,$(PYTHON),$(VENV))
 
 venv: $(BIN)/.installed
 
 $(BIN312)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "python3.12 not found: set PYTHON312"; exit 1; }
-	@test -x $(BIN312)/python || $(PYTHON312) -m venv $(VENV312)
-	$(BIN312)/pip install -q --upgrade pip
-	$(BIN312)/pip install -q -r requirements.txt -r requirements-dev.txt
-	$(BIN312)/pip install -q --no-deps -e .
-	@touch $@
+	$(call install-venv,$(PYTHON312),$(VENV312))
 
 venv312: $(BIN312)/.installed
 

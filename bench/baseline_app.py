@@ -32,7 +32,7 @@ from shared.settings import Settings, load_settings
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import CohereProvider
-from worker.knowledge.indexing import ensure_indexed
+from worker.knowledge.standalone_indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.services import WorkerServices

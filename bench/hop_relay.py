@@ -30,6 +30,7 @@ from typing import Any
 
 import uvloop
 
+from bench.heartbeat_watch import HeartbeatWatch
 from bench.stack import FakeCohereSettings, LocalStack, raise_fd_limit
 from loadtest.chat_load import ChatLoad, ChatLoadPlan
 from loadtest.client import TurnRecord
@@ -90,11 +91,17 @@ async def measure_level(
     if record_hops:
         await stack.clear_hop_samples()
     window_start = time.time()
+    load_before = os.getloadavg()
     meter = stack.cpu_meter()
     meter.start()
+    assert stack.redis is not None
+    heartbeats = HeartbeatWatch(stack.redis)
+    heartbeats.start()
     result = await run
     window_s = time.time() - window_start
     cpu = meter.stop()
+    heartbeat = await heartbeats.stop()
+    load_after = os.getloadavg()
     hops = await stack.take_hop_samples() if record_hops else []
     turns = [t for t in result.turns if t.sent_at >= window_start]
     figures = turn_figures(turns, stack.fake)
@@ -107,6 +114,8 @@ async def measure_level(
         "tokens_per_s": round(figures["tokens"] / window_s, 1),
         "cpu_cores_used": cpu,
         "connect_errors": dict(result.connect_errors),
+        "load_average_1m": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
+        **heartbeat,
     }
 
 
@@ -117,7 +126,9 @@ def describe(level: dict[str, Any]) -> str:
         f"hop p50 {hop['p50']} p90 {hop['p90']} p99 {hop['p99']} max {hop['max']} ms | "
         f"relay p50 {relay['p50']} p90 {relay['p90']} p99 {relay['p99']} max {relay['max']} ms "
         f"({level['deltas']} deltas) | TTFD-fake p50 {added['p50']} p99 {added['p99']} ms | "
-        f"{level['tokens_per_s']} tok/s | cores {level['cpu_cores_used']}"
+        f"{level['tokens_per_s']} tok/s | errors {level['errors']} | heartbeat: longest silence "
+        f"{level['heartbeat_longest_silence_ms']} of {level['heartbeat_ttl_ms']} ms, {level['heartbeat_lapses']} "
+        f"lapses | load average {level['load_average_1m']} | cores {level['cpu_cores_used']}"
     )
 
 

@@ -110,14 +110,14 @@ async def bench_indexing(books: Path, work: Path) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
         sparse = await asyncio.to_thread(store.encode_documents, chunks)
         encode_s, encode_cpu = time.perf_counter() - started, time.process_time() - cpu
-        version = store.new_version_name()
-        await store.create_version(version, dense=False)
+        version = store.versions.new_name()
+        await store.versions.create(version, dense=False)
         started, cpu = time.perf_counter(), time.process_time()
         await store.upsert(chunks, None, sparse_vectors=sparse, batch_size=128, collection=version)
         upsert_s, upsert_cpu = time.perf_counter() - started, time.process_time() - cpu
         vectors = embed_texts([c.search_text for c in chunks], DIMENSION).tolist()
-        dense_version = store.new_version_name()
-        await store.create_version(dense_version, dense=True)
+        dense_version = store.versions.new_name()
+        await store.versions.create(dense_version, dense=True)
         started = time.perf_counter()
         await store.upsert(chunks, vectors, sparse_vectors=sparse, batch_size=128, collection=dense_version)
         dense_upsert_s = time.perf_counter() - started
@@ -183,10 +183,10 @@ async def bench_retrieval(books: Path, work: Path, rounds: int) -> dict[str, Any
         vectors = embed_texts([c.search_text for c in corpus], DIMENSION).tolist()
         store = await KnowledgeStore.open(_settings(work / f"search-{label}"))
         try:
-            version = store.new_version_name()
-            await store.create_version(version, dense=True)
+            version = store.versions.new_name()
+            await store.versions.create(version, dense=True)
             await store.upsert(corpus, vectors, batch_size=128, collection=version)
-            await store.switch_alias(version, dense=True)
+            await store.versions.switch_to(version, dense=True)
             for q in questions[:5]:  # warm-up: first calls pay for imports and caches
                 await store.search(q, None, 5)
             order = list(range(len(questions))) * rounds

@@ -40,8 +40,10 @@ from fake_cohere.testing import running_fake_cohere, serve_asgi
 from shared.settings import Settings
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
-from worker.knowledge.indexing import index_book
-from worker.knowledge.store import KnowledgeStore, Passage
+from worker.knowledge.documents import Passage
+from worker.knowledge.index_report import IndexReport
+from worker.knowledge.standalone_indexing import index_book
+from worker.knowledge.store import KnowledgeStore
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
@@ -103,6 +105,50 @@ def _settings(data_dir: Path, **values: Any) -> Settings:
     return _Isolated(data_dir=data_dir, **values)
 
 
+@dataclass(frozen=True)
+class EvalStores:
+    """A keyword-only store and a hybrid one (embedded by the fake Cohere server), opened as the worker does."""
+
+    sparse: KnowledgeStore
+    hybrid: KnowledgeStore
+    cohere: CohereProvider
+    settings: Settings  # the hybrid store's
+
+    async def index(self, source: str) -> tuple[IndexReport, IndexReport, dict[str, float]]:
+        """Both stores built from ``source``, and how long each took (seconds)."""
+        started = time.perf_counter()
+        sparse = await index_book(self.sparse, source, "/docs", None)
+        sparse_s = time.perf_counter() - started
+        started = time.perf_counter()
+        hybrid = await index_book(
+            self.hybrid, source, "/docs", self.cohere, embed_model=self.settings.cohere_embed_model
+        )
+        hybrid_s = time.perf_counter() - started
+        return sparse, hybrid, {"sparse_index_s": round(sparse_s, 2), "hybrid_index_s": round(hybrid_s, 2)}
+
+
+@contextlib.asynccontextmanager
+async def eval_stores(data_dir: Path, cohere_url: str) -> AsyncIterator[EvalStores]:
+    sparse_settings = _settings(data_dir / "sparse", qdrant_collection="eval")
+    hybrid_settings = _settings(
+        data_dir / "hybrid",
+        qdrant_collection="eval",
+        cohere_api_key="eval-key-0123456789",
+        cohere_base_url=cohere_url,
+    )
+    parts = build_cohere_clients(hybrid_settings)
+    assert parts is not None
+    cohere = CohereProvider(parts, hybrid_settings)
+    sparse_store = await KnowledgeStore.open(sparse_settings)
+    hybrid_store = await KnowledgeStore.open(hybrid_settings)
+    try:
+        yield EvalStores(sparse_store, hybrid_store, cohere, hybrid_settings)
+    finally:
+        await sparse_store.close()
+        await hybrid_store.close()
+        await cohere.close()
+
+
 @contextlib.asynccontextmanager
 async def book_source(folder: Path, kind: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """The source to index and a map from file path to the doc name the index will use."""
@@ -129,57 +175,32 @@ async def evaluate_book(
     with tempfile.TemporaryDirectory(prefix=f"eval-{book}-") as tmp:
         async with (
             running_fake_cohere(Knobs(embed_dimension=1024)) as fake,
-            book_source(folder, source_kind) as (
-                source,
-                names,
-            ),
+            book_source(folder, source_kind) as (source, names),
+            eval_stores(Path(tmp), fake.base_url) as stores,
         ):
-            sparse_settings = _settings(Path(tmp) / "sparse", qdrant_collection="eval")
-            hybrid_settings = _settings(
-                Path(tmp) / "hybrid",
-                qdrant_collection="eval",
-                cohere_api_key="eval-key-0123456789",
-                cohere_base_url=fake.base_url,
-            )
-            parts = build_cohere_clients(hybrid_settings)
-            assert parts is not None
-            cohere = CohereProvider(parts, hybrid_settings)
-            sparse_store = await KnowledgeStore.open(sparse_settings)
-            hybrid_store = await KnowledgeStore.open(hybrid_settings)
-            try:
-                started = time.perf_counter()
-                sparse_report = await index_book(sparse_store, source, "/docs", None)
-                info["sparse_index_s"] = round(time.perf_counter() - started, 2)
-                started = time.perf_counter()
-                hybrid_report = await index_book(
-                    hybrid_store, source, "/docs", cohere, embed_model=hybrid_settings.cohere_embed_model
-                )
-                info["hybrid_index_s"] = round(time.perf_counter() - started, 2)
-                info.update(documents=sparse_report.documents, chunks=sparse_report.chunks, source=source_kind)
-                if hybrid_report.chunks != sparse_report.chunks:
-                    raise RuntimeError("the sparse and hybrid indexes differ")
-                candidates = hybrid_settings.retrieval_candidates
-                for question in questions:
-                    expected = {names.get(doc, doc) for doc in question.docs}
-                    sparse = await sparse_store.search(question.text, None, DEPTH)
-                    vector = await cohere.embed_query(question.text)
-                    pool = await hybrid_store.search(question.text, vector, max(candidates, DEPTH))
-                    reranked = await cohere.rerank(question.text, pool, DEPTH)
-                    for mode, passages in zip(MODES, (sparse, pool[:DEPTH], reranked), strict=True):
-                        rank = first_answer(passages, expected)
-                        overall[mode].add(rank)
-                        by_doc[question.docs[0]][mode].add(rank)
-                        if rank is None or rank > 5:
-                            console.log(f"[dim]{book} {mode}: missed {question.text!r} (rank {rank})[/dim]")
-                if checks is not None:
-                    stores = (sparse_store, hybrid_store, cohere, hybrid_settings)
-                    info["declines"] = await answers.declines([q.text for q in questions], checks.out_of_scope, *stores)
-                    talks = [t for t in checks.follow_ups if t.book == book]
-                    info["follow_ups"] = await answers.follow_up_recall(talks, names, *stores)
-            finally:
-                await sparse_store.close()
-                await hybrid_store.close()
-                await cohere.close()
+            sparse_report, hybrid_report, timings = await stores.index(source)
+            info.update(timings)
+            info.update(documents=sparse_report.documents, chunks=sparse_report.chunks, source=source_kind)
+            if hybrid_report.chunks != sparse_report.chunks:
+                raise RuntimeError("the sparse and hybrid indexes differ")
+            candidates = stores.settings.retrieval_candidates
+            for question in questions:
+                expected = {names.get(doc, doc) for doc in question.docs}
+                sparse = await stores.sparse.search(question.text, None, DEPTH)
+                vector = await stores.cohere.embed_query(question.text)
+                pool = await stores.hybrid.search(question.text, vector, max(candidates, DEPTH))
+                reranked = await stores.cohere.rerank(question.text, pool, DEPTH)
+                for mode, passages in zip(MODES, (sparse, pool[:DEPTH], reranked), strict=True):
+                    rank = first_answer(passages, expected)
+                    overall[mode].add(rank)
+                    by_doc[question.docs[0]][mode].add(rank)
+                    if rank is None or rank > 5:
+                        console.log(f"[dim]{book} {mode}: missed {question.text!r} (rank {rank})[/dim]")
+            if checks is not None:
+                answering = (stores.sparse, stores.hybrid, stores.cohere, stores.settings)
+                info["declines"] = await answers.declines([q.text for q in questions], checks.out_of_scope, *answering)
+                talks = [t for t in checks.follow_ups if t.book == book]
+                info["follow_ups"] = await answers.follow_up_recall(talks, names, *answering)
     return overall, by_doc, info
 
 
@@ -313,28 +334,12 @@ def _print_follow_ups(
 async def _sample_book_facts() -> tuple[dict[str, dict[str, float]], list[tuple[str, str]]]:
     questions = answers.load_answer_facts()
     with tempfile.TemporaryDirectory(prefix="eval-facts-") as tmp:
-        async with running_fake_cohere(Knobs(embed_dimension=1024, answer_sentences=4)) as fake:
-            sparse_settings = _settings(Path(tmp) / "sparse", qdrant_collection="eval")
-            hybrid_settings = _settings(
-                Path(tmp) / "hybrid",
-                qdrant_collection="eval",
-                cohere_api_key="eval-key-0123456789",
-                cohere_base_url=fake.base_url,
-            )
-            parts = build_cohere_clients(hybrid_settings)
-            assert parts is not None
-            cohere = CohereProvider(parts, hybrid_settings)
-            sparse_store = await KnowledgeStore.open(sparse_settings)
-            hybrid_store = await KnowledgeStore.open(hybrid_settings)
-            try:
-                book = str(sparse_settings.book_source)
-                await index_book(sparse_store, book, "/docs", None)
-                await index_book(hybrid_store, book, "/docs", cohere, embed_model=hybrid_settings.cohere_embed_model)
-                return await answers.key_facts(questions, sparse_store, hybrid_store, cohere, hybrid_settings)
-            finally:
-                await sparse_store.close()
-                await hybrid_store.close()
-                await cohere.close()
+        async with (
+            running_fake_cohere(Knobs(embed_dimension=1024, answer_sentences=4)) as fake,
+            eval_stores(Path(tmp), fake.base_url) as stores,
+        ):
+            await stores.index(str(stores.settings.book_source))
+            return await answers.key_facts(questions, stores.sparse, stores.hybrid, stores.cohere, stores.settings)
 
 
 def _print_facts(console: Console, facts: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -27,7 +27,8 @@ from eval import offline_answer_before
 from shared.settings import Settings
 from shared.small_talk import small_talk_kind
 from worker.cohere.provider import ChatDocument, CohereProvider, TextPiece
-from worker.knowledge.store import KnowledgeStore, Passage
+from worker.knowledge.documents import Passage
+from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary, TermRarity
 from worker.turns import offline_answer
 from worker.turns.book_scope import coverage, offline_covers, passage_text, rerank_covers

@@ -14,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import (
@@ -37,9 +36,8 @@ from gateway.relay import TurnRelay
 from gateway.services import GatewayServices
 from gateway.sign_in import JwksVerifier, SignInUnavailable
 from gateway.turns import TurnStarter
-from shared import keys
+from shared.arq_redis import arq_redis
 from shared.db.database import Database, DatabaseUnavailable
-from shared.jobs import job_deserializer, job_serializer
 from shared.protocol import safe_error_parts
 from shared.rate_limit import RateLimiter
 from shared.settings import Settings
@@ -51,17 +49,9 @@ ADMIN_FAILURE_BURST = 5
 
 
 def build_redis(settings: Settings) -> ArqRedis:
-    """One pooled client for everything but the relay's blocking read. Connections are made lazily, so
-    the gateway starts (and answers /health, and /ready with 503) even while Redis is still starting."""
-    # No socket_timeout: with one, redis-py 5 sends each command under asyncio.wait_for, which on Python 3.11
-    # can lose a cancellation (a socket's tasks then outlive it). Waits that need a limit use asyncio.timeout.
-    pool = ConnectionPool.from_url(settings.effective_redis_url, socket_connect_timeout=2, health_check_interval=30)
-    return ArqRedis(
-        connection_pool=pool,
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-        default_queue_name=keys.QUEUE_NAME,
-    )
+    """One pooled client for everything but the relay's blocking read; the gateway starts (and answers
+    /health, and /ready with 503) even while Redis is still starting."""
+    return arq_redis(settings, health_check_interval=30)
 
 
 async def validation_error_without_input(_: Request, exc: Exception) -> JSONResponse:

@@ -47,6 +47,13 @@ def turn_retried(turn_id: str) -> str:
     return f"{PREFIX}:turn:{turn_id}:retried"
 
 
+def turn_owner(turn_id: str) -> str:
+    """Which try of the turn may write its events: a token the worker running it sets when it starts. The reaper
+    deletes it when it hands the turn on, so a first try that was only stalled finds its writes refused; the
+    turn's terminal event deletes it."""
+    return f"{PREFIX}:turn:{turn_id}:owner"
+
+
 def conversation(conversation_id: str) -> str:
     """List of a conversation's last turns (JSON), newest last, trimmed and expiring."""
     return f"{PREFIX}:conversation:{conversation_id}"
@@ -91,6 +98,13 @@ WORKERS_WITH_TURNS = f"{PREFIX}:workers"
 
 def worker_turns(worker_id: str) -> str:
     return f"{PREFIX}:worker-turns:{worker_id}"
+
+
+def worker_listed_turn(worker_id: str) -> str:
+    """Set for a heartbeat's TTL whenever a worker lists a turn: a sign of life besides the heartbeat, which a
+    Redis restart loses until the worker's next beat (shared/worker_turns.py). Not under the heartbeat prefix,
+    which /ready scans."""
+    return f"{PREFIX}:worker-listed-turn:{worker_id}"
 
 
 # Re-indexing the knowledge base (shared/reindex.py). The lock holds the running job's id with a lease,

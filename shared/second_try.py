@@ -3,7 +3,9 @@
 The gateway's reaper (gateway/reaper.py) sees the dead worker's heartbeat expire, finds no delta in the turn's
 stream, marks the turn ``retried`` and frees arq's in-progress key; arq's next poll on a live worker runs the job
 again as its second try. The reader sees a later answer instead of ``worker_lost``. What the first try already
-sent (``accepted``, perhaps ``sources``) stays: the second try does not send ``sources`` again.
+sent (``accepted``, perhaps ``sources``) stays: the second try does not send ``sources`` again. Handing on also
+takes the turn from the first try (``keys.turn_owner``): if that try was only stalled, none of its writes is
+accepted any more.
 """
 
 from __future__ import annotations
@@ -33,9 +35,3 @@ async def earlier_try(redis: Redis, turn_id: str) -> EarlierTry:
     kinds = {fields[b"t"] for _, fields in entries}
     answered = bool(kinds & {b"delta", b"citation", b"done", b"error"}) or len(entries) >= FIRST_EVENTS
     return EarlierTry(sent_sources=b"sources" in kinds, sent_answer=answered)
-
-
-async def handed_on(redis: Redis, turn_id: str) -> bool:
-    """Whether the reaper gave this turn to another worker: a first try that was only slow (its heartbeat late
-    past its TTL, not dead) must then stop before it sends anything."""
-    return bool(await redis.exists(keys.turn_retried(turn_id)))

@@ -23,13 +23,8 @@ from shared.db.migrate import migrate
 from shared.redis_server import redis_server_args
 from shared.settings import Settings
 from tests.factories import IsolatedSettings
+from tests.ports import free_port
 from tests.postgres_servers import PgBouncer, PostgresServer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_argv(binary: str, port: int, workdir: Path) -> list[str]:

@@ -8,33 +8,15 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on port {port}") from None
-            time.sleep(0.05)
+from tests.ports import free_port, wait_for_port
 
 
 def postgres_bin() -> Path:
@@ -149,7 +131,8 @@ class PgBouncer:
             stderr=subprocess.STDOUT,
             **_as_postgres(),
         )
-        wait_for_port(self.port, self.proc)
+        proc = self.proc
+        wait_for_port(self.port, lambda: proc.poll() is None)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

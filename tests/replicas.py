@@ -12,10 +12,8 @@ import contextlib
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.settings import PROJECT_ROOT, Settings
+from tests.ports import wait_for_port
 from tests.stack import ProcessLogs, settings_env
 
 HAPROXY_CONFIG = PROJECT_ROOT / "deploy" / "haproxy.cfg"
@@ -94,18 +93,6 @@ async def service_processes(*processes: ServiceProcess) -> AsyncIterator[None]:
     finally:
         for process in reversed(processes):
             await process.stop()
-
-
-def wait_for_port(port: int, proc_alive: object, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if not callable(proc_alive) or not proc_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
-            time.sleep(0.02)
 
 
 @dataclass(frozen=True)

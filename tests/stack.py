@@ -34,7 +34,21 @@ async def running_worker(settings: Settings) -> AsyncIterator[TutorWorker]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await end_jobs(worker)
         await worker.arq.close()
+
+
+async def end_jobs(worker: TutorWorker) -> None:
+    """Cancel the jobs still running and wait until each has ended. arq's ``close()`` cancels them itself and
+    re-raises a cancellation that lands while a job is being recorded as finished, which would leave its
+    Redis pool open; afterwards it finds none running."""
+    running = list(worker.arq.tasks.values())
+    for job in running:
+        job.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    for job_id, job in list(worker.arq.tasks.items()):
+        if job.done():
+            del worker.arq.tasks[job_id]  # as arq's own poll drops the jobs that ended
 
 
 @contextlib.asynccontextmanager
@@ -46,15 +60,28 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: Settings, **worker_options: Any) -> AsyncIterator[str]:
-    async with running_worker(settings, **worker_options) as worker, running_gateway(settings) as url:
+async def stack_with_worker(settings: Settings) -> AsyncIterator[tuple[str, TutorWorker]]:
+    """A worker that has indexed the book and a gateway: the gateway's base URL, and the worker."""
+    async with running_worker(settings) as worker, running_gateway(settings) as url:
         await worker_ready(worker)
+        yield url, worker
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings) -> AsyncIterator[str]:
+    async with stack_with_worker(settings) as (url, _):
         yield url
 
 
 async def worker_ready(worker: TutorWorker, timeout_s: float = 60.0) -> None:
     """Until the worker has indexed the book and said so in its heartbeat (what /ready reads)."""
     await asyncio.wait_for(worker.state.announced_ready.wait(), timeout_s)
+
+
+async def history_written(worker: TutorWorker, turns: int, timeout_s: float = 60.0) -> None:
+    """Until the worker has recorded this many turns in the database (it does so after each ``done``)."""
+    assert worker.state.history_writer is not None
+    await asyncio.wait_for(worker.state.history_writer.wait_written(turns), timeout_s)
 
 
 @dataclass
@@ -153,20 +180,23 @@ class ProcessLogs:
 
 
 @contextlib.asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[ProcessLogs]:
-    """``python -m worker`` as a real process, started and ready (its heartbeat announced the collection)."""
+async def service_process(
+    module: str, settings: Settings, ready_line: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, ProcessLogs]]:
+    """``python -m module`` as a real process on ``settings``, yielded once its log shows ``ready_line``;
+    terminated (and its log drained) at the end."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "worker",
+        module,
         env=settings_env(settings),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     logs = ProcessLogs(proc)
     try:
-        await logs.wait_for("worker ready")
-        yield logs
+        await logs.wait_for(ready_line)
+        yield proc, logs
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -175,27 +205,17 @@ async def worker_process(settings: Settings) -> AsyncIterator[ProcessLogs]:
 
 
 @contextlib.asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[ProcessLogs]:
+    """``python -m worker``, started and ready (its heartbeat announced the collection)."""
+    async with service_process("worker", settings, "worker ready") as (_, logs):
+        yield logs
+
+
+@contextlib.asynccontextmanager
 async def gateway_process(settings: Settings) -> AsyncIterator[tuple[str, int]]:
-    """``python -m gateway`` as a real process on ``settings.port``; yields its base URL and pid once
-    ``/health`` answers."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        env=settings_env(settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    logs = ProcessLogs(proc)
-    url = f"http://127.0.0.1:{settings.port}"
-    try:
-        await logs.wait_for("Uvicorn running on")
-        yield url, proc.pid
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await proc.wait()
-        await logs.close()
+    """``python -m gateway`` on ``settings.port``; yields its base URL and pid once uvicorn listens."""
+    async with service_process("gateway", settings, "Uvicorn running on") as (proc, _):
+        yield f"http://127.0.0.1:{settings.port}", proc.pid
 
 
 def rss_bytes(pid: int) -> int:

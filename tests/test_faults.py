@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from fake_cohere.testing import RunningFake
 from shared import keys
-from tests.conftest import SettingsFactory, free_port, redis_argv
+from tests.conftest import SettingsFactory, redis_argv
+from tests.ports import free_port
 from tests.stack import ChatClient, chat, running_gateway, running_stack, running_worker, worker_process, worker_ready
 
 

@@ -18,7 +18,12 @@ import shared.db
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.postgres_servers import PgBouncer, PostgresServer
-from tests.stack import chat, running_gateway, running_worker, settings_env, worker_ready
+from tests.stack import (
+    chat,
+    history_written,
+    settings_env,
+    stack_with_worker,
+)
 from worker.app import TutorWorker
 
 HEAD = ScriptDirectory(str(Path(shared.db.__file__).parent / "migrations")).get_current_head()
@@ -26,15 +31,8 @@ HEAD = ScriptDirectory(str(Path(shared.db.__file__).parent / "migrations")).get_
 
 @contextlib.asynccontextmanager
 async def stack(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, TutorWorker]]:
-    async with running_worker(settings) as worker, running_gateway(settings) as url:
-        await worker_ready(worker)
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            yield client, worker
-
-
-async def written(worker: TutorWorker, count: int, timeout_s: float = 60) -> None:
-    assert worker.state.history_writer is not None
-    await asyncio.wait_for(worker.state.history_writer.wait_written(count), timeout_s)
+    async with stack_with_worker(settings) as (url, worker), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield client, worker
 
 
 def turn_rows(server: PostgresServer, database: str = "postgres") -> dict[str, int]:
@@ -63,7 +61,7 @@ async def test_postgres_stopped_under_load_then_started_loses_and_doubles_nothin
     async with stack(settings) as (api, worker):
         url = str(api.base_url)
         before = await ask_many(url, 5)
-        await written(worker, 5)
+        await history_written(worker, 5)
         own_postgres.stop()
         during = await ask_many(url, 20)  # chat answers throughout
         ready = (await api.get("/ready")).json()
@@ -72,7 +70,7 @@ async def test_postgres_stopped_under_load_then_started_loses_and_doubles_nothin
         refused = await api.post("/api/readers")
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
         own_postgres.start()
-        await written(worker, 25)
+        await history_written(worker, 25)
         ready = (await api.get("/ready")).json()
         assert ready["checks"]["database"]["ok"] and ready["history_waiting"] == 0 and ready["degraded"] == []
     assert turn_rows(own_postgres) == {turn_id: 1 for turn_id in before + during}
@@ -86,7 +84,7 @@ async def test_postgres_unreachable_at_start_up(make_settings: SettingsFactory, 
         ready = (await api.get("/ready")).json()
         assert ready["status"] == "ready" and "database" in ready["degraded"] and ready["history_waiting"] == 3
         own_postgres.start()
-        await written(worker, 3)  # migrated, then written
+        await history_written(worker, 3)  # migrated, then written
         created = await api.post("/api/readers")
         assert created.status_code == 201
     assert turn_rows(own_postgres) == {turn_id: 1 for turn_id in asked}
@@ -99,13 +97,13 @@ async def test_pgbouncer_restarted_between_turns(make_settings: SettingsFactory,
         async with stack(make_settings(database_url=bouncer.url("postgres"))) as (api, worker):
             token = (await api.post("/api/readers")).json()["reader_token"]
             first = await ask_many(str(api.base_url), 3, token)
-            await written(worker, 3)
+            await history_written(worker, 3)
             bouncer.stop()
             bouncer.start()  # every pooled connection of both processes is now dead
             listed = await api.get("/api/conversations", headers={"Authorization": f"Bearer {token}"})
             assert listed.status_code == 200 and len(listed.json()["conversations"]) == 3
             second = await ask_many(str(api.base_url), 3, token)
-            await written(worker, 6)
+            await history_written(worker, 6)
         assert turn_rows(own_postgres) == {turn_id: 1 for turn_id in first + second}
     finally:
         bouncer.stop()

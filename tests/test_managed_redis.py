@@ -15,7 +15,8 @@ from redis.exceptions import NoPermissionError
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import RunningFake, running_fake_cohere
 from shared.redis_acl import acl_rules
-from tests.conftest import IsolatedSettings, free_port
+from tests.conftest import IsolatedSettings
+from tests.ports import free_port
 from tests.replicas import ManagedRedis, ServiceProcess, managed_redis, service_processes
 from tests.stack import chat
 

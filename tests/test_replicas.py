@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from fake_cohere.knobs import Knobs
 from fake_cohere.testing import running_fake_cohere
 from shared.settings import Settings
-from tests.conftest import SettingsFactory, free_port
+from tests.conftest import SettingsFactory
+from tests.ports import free_port
 from tests.postgres_servers import PostgresServer
 from tests.replicas import ServiceProcess, haproxy, service_processes, stream_entries
 from tests.stack import ChatClient, Turn, chat

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.ports import free_port
 from tests.stack import chat
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,9 @@ with one ``worker_lost``, as with a single worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from fake_cohere.testing import RunningFake
+from gateway.reaper import hand_on
 from shared import keys
 from tests.conftest import SettingsFactory
 from tests.replicas import ServiceProcess, service_processes, stream_entries
@@ -112,10 +115,11 @@ class LogLine(logging.Handler):
             self.loop.call_soon_threadsafe(self.seen.set)
 
 
-async def test_a_first_try_whose_turn_was_handed_on_stops_before_its_first_delta(
+async def test_a_first_try_whose_turn_was_handed_on_stops_and_leaves_the_job_to_the_second_try(
     cohere_settings: SettingsFactory, fake_cohere: RunningFake, redis: Redis
 ) -> None:
-    """A worker whose heartbeat lapsed while it was only stalled must not answer alongside the second try."""
+    """A worker whose heartbeat lapsed while it was only stalled must not answer alongside the second try, nor
+    take the job off arq's queue before the second try has started (here no other worker is up: it runs it)."""
     await fake_cohere.set_knobs(chat_first_token_ms=1500)
     stops = LogLine("was handed to another worker; this one stops")
     logger = logging.getLogger("worker.turns.turn")
@@ -124,11 +128,63 @@ async def test_a_first_try_whose_turn_was_handed_on_stops_before_its_first_delta
         async with running_stack(cohere_settings()) as url, chat(url) as client:
             await client.send({"type": "ask", "question": "What is a ROS 2 topic?"})
             turn = await client.collect(until="sources")
-            await redis.set(keys.turn_retried(turn.turn_id), "1")  # what the reaper does when it hands a turn on
+            assert await hand_on(redis, turn.turn_id), "what the reaper does when the worker's heartbeat lapses"
             await asyncio.wait_for(stops.seen.wait(), 30)
-            await client.send({"type": "cancel", "turn_id": turn.turn_id})
             await client.collect(turn)
     finally:
         logger.removeHandler(stops)
-    kinds = [event["type"] for event in await stream_entries(redis, turn.turn_id)]
-    assert kinds == ["accepted", "sources", "error"], kinds
+    assert turn.events == await stream_entries(redis, turn.turn_id)
+    kinds = [event["type"] for event in turn.events]
+    assert kinds.count("sources") == 1 and kinds[-1] == "done" and kinds.count("done") == 1, kinds
+    assert turn.text == turn.terminal["answer"] and turn.text
+
+
+def worker_id(process: ServiceProcess) -> str:
+    """The id a worker process announced in its log (the one its heartbeat and turn list are kept under)."""
+    assert process.logs is not None
+    for line in process.logs.lines:
+        if found := re.search(r"worker (\w+) started", line):
+            return found.group(1)
+    raise AssertionError(f"no worker id in:\n{process.output()}")
+
+
+async def holder(redis: Redis, workers: list[ServiceProcess], turn_id: str) -> ServiceProcess:
+    """The worker process that lists ``turn_id`` among its turns in flight."""
+    for process in workers:
+        if await redis.sismember(keys.worker_turns(worker_id(process)), turn_id):  # type: ignore[misc]
+            return process
+    raise AssertionError("no worker holds the turn")
+
+
+async def test_a_stalled_worker_that_resumes_after_its_turn_was_handed_on_adds_nothing_to_the_answer(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake, redis: Redis, data_dir: Path
+) -> None:
+    """SIGSTOP stands for a long GC pause or a starved CPU: the worker is alive but silent past its heartbeat's
+    TTL. The reaper hands its turn to the other worker; when it resumes, the model's tokens it was waiting for
+    are there, and it tries to write them while the other worker streams the same turn's answer."""
+    settings = cohere_settings(resume_grace_s=30.0, turn_timeout_s=90.0)
+    workers = [ServiceProcess("worker", settings.model_copy(update={"data_dir": data_dir / name})) for name in "ab"]
+    await fake_cohere.set_knobs(chat_first_token_ms=2000, tokens_per_second=10)
+    stalled: ServiceProcess | None = None
+    async with service_processes(*workers), running_gateway(settings) as url, chat(url) as client:
+        try:
+            await client.send({"type": "ask", "question": "What is a ROS 2 topic?"})
+            turn = await client.collect(until="sources")
+            stalled = await holder(redis, workers, turn.turn_id)
+            stalled.send(signal.SIGSTOP)
+            await client.collect(turn, until="delta")  # the other worker's second try is answering
+            assert await redis.exists(keys.turn_retried(turn.turn_id))
+            stalled.send(signal.SIGCONT)
+            stalled, resumed = None, stalled
+            assert resumed.logs is not None
+            await resumed.logs.wait_for("was handed to another worker; this one stops", 60)
+            await client.collect(turn)
+        finally:
+            if stalled is not None:  # so that it can be stopped
+                with contextlib.suppress(AssertionError):
+                    stalled.send(signal.SIGCONT)
+    assert turn.events == await stream_entries(redis, turn.turn_id), "every event once, in order"
+    kinds = [event["type"] for event in turn.events]
+    assert kinds.count("sources") == 1 and kinds.count("done") == 1 and kinds[-1] == "done", kinds
+    assert "error" not in kinds, turn.events[-3:]
+    assert turn.text == turn.terminal["answer"] and turn.text, "one answer's deltas, not two interleaved"

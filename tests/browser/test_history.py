@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from playwright.async_api import Locator, Page, WebSocket, expect
 
-from shared.settings import Settings
 from tests.browser.conftest import PHONE, ask, docusaurus_book, screenshot
 from tests.conftest import SettingsFactory
 from tests.sign_in_keys import AUDIENCE, ISSUER, SigningKey, jwks_server
-from tests.stack import running_gateway, running_worker, worker_ready
-from worker.app import TutorWorker
+from tests.stack import history_written, stack_with_worker
 
 TOKEN_KEY = "physical-ai-tutor:reader"
-
-
-@asynccontextmanager
-async def history_stack(settings: Settings) -> AsyncIterator[tuple[str, TutorWorker]]:
-    async with running_worker(settings) as worker, running_gateway(settings) as url:
-        await worker_ready(worker)
-        yield url, worker
-
-
-async def written(worker: TutorWorker, turns: int) -> None:
-    """Until the worker has recorded this many turns in the database (it does so after each `done`)."""
-    assert worker.state.history_writer is not None
-    await worker.state.history_writer.wait_written(turns)
 
 
 async def reader_token(page: Page) -> str:
@@ -53,6 +36,21 @@ async def answered(page: Page, question: str) -> Locator:
     return turn
 
 
+URDF_QUESTION = "What does a URDF describe?"
+
+
+async def answered_in_widget(page: Page, chapter_url: str, question: str) -> tuple[Locator, Locator]:
+    """Open the book's widget on ``chapter_url`` and ask; its panel and the finished turn."""
+    await page.goto(chapter_url)
+    await page.get_by_role("button", name="Ask the tutor").click()
+    panel = page.get_by_role("dialog", name="Ask the book")
+    await panel.get_by_label("Your question").fill(question)
+    await panel.get_by_label("Your question").press("Enter")
+    turn = panel.locator(".turn").last
+    await expect(turn).to_have_attribute("data-status", "done")
+    return panel, turn
+
+
 def watch_frames(page: Page) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
@@ -67,7 +65,7 @@ async def test_conversations_are_listed_reopened_continued_rated_and_deleted(
     make_settings: SettingsFactory, page: Page
 ) -> None:
     sent = watch_frames(page)
-    async with history_stack(make_settings()) as (url, worker):
+    async with stack_with_worker(make_settings()) as (url, worker):
         await page.goto(url)
         history = page.get_by_role("navigation", name="Conversations")
         await expect(history).to_be_visible()
@@ -78,7 +76,7 @@ async def test_conversations_are_listed_reopened_continued_rated_and_deleted(
         await expect(item).to_have_count(1)
         await expect(item.locator(".history-name")).to_have_text("What is ROS 2?")
         await expect(item.locator(".history-open")).to_have_attribute("aria-current", "true")
-        await written(worker, 2)
+        await history_written(worker, 2)
 
         # Ratings: up on the first answer; down on the second, with a reason and a comment.
         await first.get_by_role("button", name="Helpful", exact=True).click()
@@ -96,7 +94,7 @@ async def test_conversations_are_listed_reopened_continued_rated_and_deleted(
 
         await page.get_by_role("button", name="New conversation").click()
         await answered(page, "What does a URDF describe?")
-        await written(worker, 3)
+        await history_written(worker, 3)
         await page.reload()
         await expect(history.locator(".history-name")).to_have_text(["What does a URDF describe?", "What is ROS 2?"])
         await expect(history.locator(".history-meta").nth(1)).to_contain_text("2 questions")
@@ -116,7 +114,7 @@ async def test_conversations_are_listed_reopened_continued_rated_and_deleted(
         await answered(page, "Who receives its messages?")
         asks = [frame for frame in sent if frame["type"] == "ask"]
         assert asks[-1]["conversation_id"] == opened_id == asks[0]["conversation_id"]
-        await written(worker, 4)
+        await history_written(worker, 4)
         token = await reader_token(page)
         stored = (await api(url, token, f"/api/conversations/{opened_id}")).json()
         assert [t["question"] for t in stored["turns"]] == [
@@ -149,10 +147,10 @@ async def test_on_a_phone_the_list_is_a_drawer_and_everything_can_be_deleted(
     make_settings: SettingsFactory, page: Page
 ) -> None:
     await page.set_viewport_size(PHONE)
-    async with history_stack(make_settings()) as (url, worker):
+    async with stack_with_worker(make_settings()) as (url, worker):
         await page.goto(url)
         await answered(page, "How does a humanoid robot keep its balance?")
-        await written(worker, 1)
+        await history_written(worker, 1)
         history = page.get_by_role("navigation", name="Conversations")
         await expect(history).to_be_hidden()
         toggle = page.get_by_role("button", name="Conversations")
@@ -186,16 +184,10 @@ async def test_the_widget_lists_and_reopens_conversations_in_the_book(
 ) -> None:
     async with docusaurus_book() as book:
         settings = make_settings(allowed_origins=[book.url], book_base_url=f"{book.url}/docs")
-        async with history_stack(settings) as (url, worker):
+        async with stack_with_worker(settings) as (url, worker):
             book.tutor_url = url
-            await page.goto(f"{book.url}/docs/ros2/robot-description")
-            await page.get_by_role("button", name="Ask the tutor").click()
-            panel = page.get_by_role("dialog", name="Ask the book")
-            await panel.get_by_label("Your question").fill("What does a URDF describe?")
-            await panel.get_by_label("Your question").press("Enter")
-            turn = panel.locator(".turn").last
-            await expect(turn).to_have_attribute("data-status", "done")
-            await written(worker, 1)
+            panel, turn = await answered_in_widget(page, f"{book.url}/docs/ros2/robot-description", URDF_QUESTION)
+            await history_written(worker, 1)
             await turn.get_by_role("button", name="Helpful", exact=True).click()
             await expect(turn.get_by_role("status")).to_have_text("Thanks for the feedback.")
             await panel.get_by_role("button", name="New conversation").click()
@@ -215,7 +207,7 @@ async def test_the_widget_lists_and_reopens_conversations_in_the_book(
 
 async def test_a_reader_token_the_service_does_not_know_is_replaced(make_settings: SettingsFactory, page: Page) -> None:
     unknown = "u" * 43  # shaped like a token, but no reader's (a wiped database, say)
-    async with history_stack(make_settings()) as (url, worker):
+    async with stack_with_worker(make_settings()) as (url, worker):
         await page.goto(url)
         await page.evaluate("([key, token]) => localStorage.setItem(key, token)", [TOKEN_KEY, unknown])
         await page.reload()
@@ -225,7 +217,7 @@ async def test_a_reader_token_the_service_does_not_know_is_replaced(make_setting
         history = page.get_by_role("navigation", name="Conversations")
         await expect(history.get_by_text("No conversations yet.")).to_be_visible()
         await answered(page, "What is ROS 2?")
-        await written(worker, 1)
+        await history_written(worker, 1)
         listed = (await api(url, await reader_token(page), "/api/conversations")).json()["conversations"]
         assert [c["title"] for c in listed] == ["What is ROS 2?"], "the new reader's asks are theirs"
 
@@ -243,15 +235,10 @@ async def test_a_reader_who_signs_in_in_the_book_finds_their_history_on_another_
             auth_issuer=ISSUER,
             auth_audience=AUDIENCE,
         )
-        async with history_stack(settings) as (url, worker):
+        async with stack_with_worker(settings) as (url, worker):
             book.tutor_url = url
-            await page.goto(f"{book.url}/docs/ros2/robot-description")
-            await page.get_by_role("button", name="Ask the tutor").click()
-            panel = page.get_by_role("dialog", name="Ask the book")
-            await panel.get_by_label("Your question").fill("What does a URDF describe?")
-            await panel.get_by_label("Your question").press("Enter")
-            await expect(panel.locator(".turn").last).to_have_attribute("data-status", "done")
-            await written(worker, 1)
+            panel, _ = await answered_in_widget(page, f"{book.url}/docs/ros2/robot-description", URDF_QUESTION)
+            await history_written(worker, 1)
 
             # The book's own sign-in tells the widget who the reader is: what they asked joins their account.
             await page.evaluate(

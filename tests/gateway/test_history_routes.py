@@ -15,7 +15,12 @@ from fake_cohere.testing import RunningFake
 from shared import keys
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
-from tests.stack import ChatClient, chat, running_gateway, running_worker, worker_ready
+from tests.stack import (
+    ChatClient,
+    chat,
+    history_written,
+    stack_with_worker,
+)
 from worker.app import TutorWorker
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "pgbouncer"], indirect=True)
@@ -23,15 +28,8 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "pgbouncer"], in
 
 @contextlib.asynccontextmanager
 async def stack(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, TutorWorker]]:
-    async with running_worker(settings) as worker, running_gateway(settings) as url:
-        await worker_ready(worker)
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            yield client, worker
-
-
-async def written(worker: TutorWorker, count: int) -> None:
-    assert worker.state.history_writer is not None
-    await worker.state.history_writer.wait_written(count)
+    async with stack_with_worker(settings) as (url, worker), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield client, worker
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -59,7 +57,7 @@ async def test_a_readers_history_survives_in_the_database_and_only_they_see_it(
             conversation_id = first.events[0]["conversation_id"]
             second = await client.ask("And what is a topic?", conversation_id=conversation_id)
             assert first.terminal["type"] == second.terminal["type"] == "done"
-        await written(worker, 2)
+        await history_written(worker, 2)
 
         listed = (await api.get("/api/conversations", headers=bearer(token))).json()
         assert listed["next"] is None
@@ -95,7 +93,7 @@ async def test_a_readers_history_survives_in_the_database_and_only_they_see_it(
             await client.send({"type": "feedback", "turn_id": first.turn_id, "rating": "down"})
             refused = await client.receive()
             assert refused["type"] == "error" and refused["code"] == "unknown_turn"
-        await written(worker, 3)
+        await history_written(worker, 3)
         theirs = bearer(other["reader_token"])
         assert (await api.get(f"/api/conversations/{conversation_id}", headers=theirs)).status_code == 404
         assert (await api.delete(f"/api/conversations/{conversation_id}", headers=theirs)).status_code == 404
@@ -147,7 +145,7 @@ async def test_feedback_outside_the_set_or_too_long_is_refused(
         async with chat(str(api.base_url)) as client:
             await hello(client, reader_token=token)
             turn = await client.ask("What is a URDF?")
-            await written(worker, 1)
+            await history_written(worker, 1)
             for frame, code in [
                 ({"rating": "meh"}, "invalid_frame"),
                 ({"rating": "up", "reason": "boring"}, "invalid_frame"),
@@ -174,7 +172,7 @@ async def test_the_list_pages_newest_first(make_settings: SettingsFactory, datab
         async with chat(str(api.base_url)) as client:
             await hello(client, reader_token=token)
             asked = [(await client.ask(f"Question {n} about ROS 2?")).events[0]["conversation_id"] for n in range(23)]
-        await written(worker, 23)
+        await history_written(worker, 23)
         seen: list[str] = []
         cursor = None
         while True:
@@ -196,7 +194,7 @@ async def test_memory_comes_from_the_database_when_redis_forgot(
         await hello(client)
         first = await client.ask("What is a ROS 2 topic?")
         conversation_id = first.events[0]["conversation_id"]
-        await written(worker, 1)
+        await history_written(worker, 1)
         await redis.delete(keys.conversation(conversation_id))  # expired, or Redis restarted
         second = await client.ask("And who publishes to it?", conversation_id=conversation_id)
     assert second.terminal["type"] == "done" and second.events[0]["conversation_id"] == conversation_id
@@ -216,7 +214,7 @@ async def test_history_survives_a_restart_of_the_whole_service(
         async with chat(str(api.base_url)) as client:
             await hello(client, reader_token=token)
             first = await client.ask("What is ROS 2?")
-        await written(worker, 1)
+        await history_written(worker, 1)
     await redis.flushall()
     async with stack(settings) as (api, _worker):
         listed = (await api.get("/api/conversations", headers=bearer(token))).json()

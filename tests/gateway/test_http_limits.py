@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import websockets
 
-from tests.conftest import SettingsFactory, free_port
+from tests.conftest import SettingsFactory
+from tests.ports import free_port
 from tests.stack import gateway_process, rss_bytes, running_gateway
 
 MB = 1024 * 1024

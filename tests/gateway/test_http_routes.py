@@ -12,7 +12,7 @@ from fake_cohere.testing import RunningFake, serve_asgi
 from shared import keys
 from shared.waiting import wait_event
 from tests.conftest import SettingsFactory
-from tests.factories import SAMPLE_BOOK
+from tests.factories import SAMPLE_BOOK, sitemap
 from tests.stack import running_gateway, running_stack, running_worker, worker_ready
 
 
@@ -113,13 +113,12 @@ async def test_the_explanation_goes_once_the_first_indexing_succeeds(
     site_up = False
     sample = render_site(SAMPLE_BOOK, "/docs")
 
-    async def sitemap(request: Request) -> Response:
+    async def serve_sitemap(request: Request) -> Response:
         if not site_up:
             return PlainTextResponse("not deployed yet", status_code=404)
-        urls = "".join(f"<url><loc>{str(request.base_url).rstrip('/')}{route}</loc></url>" for route in sample.pages)
-        return Response(f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>')
+        return sitemap(f"{str(request.base_url).rstrip('/')}{route}" for route in sample.pages)
 
-    async with serve_asgi(site_app(sample, handlers={"/sitemap.xml": sitemap})) as site:
+    async with serve_asgi(site_app(sample, handlers={"/sitemap.xml": serve_sitemap})) as site:
         settings = make_settings(book_source=f"{site}/sitemap.xml", book_base_url="/docs")
         async with running_worker(settings) as worker, running_gateway(settings) as url:
             await wait_event(worker.state.published_failure, 30)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 from arq import func
+from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 from arq.worker import Worker
 from redis.asyncio import Redis
@@ -16,13 +19,23 @@ from gateway.turns import TurnNotAccepted, TurnStarter
 from shared import keys
 from shared.jobs import RUN_TURN, TurnJob, job_deserializer
 from shared.protocol import AskFrame, DoneEvent, ErrorCode
+from shared.settings import Settings
 from tests.conftest import SettingsFactory
+
+
+@contextlib.asynccontextmanager
+async def gateway_arq(settings: Settings) -> AsyncIterator[ArqRedis]:
+    """The gateway's arq client, closed with its pool at the end."""
+    arq = build_redis(settings)
+    try:
+        yield arq
+    finally:
+        await arq.aclose(close_connection_pool=True)
 
 
 async def test_a_started_turn_is_a_job_arq_can_run(make_settings: SettingsFactory, redis: Redis) -> None:
     settings = make_settings(turn_timeout_s=60)
-    arq = build_redis(settings)
-    try:
+    async with gateway_arq(settings) as arq:
         accepted = await TurnStarter(arq, settings).start(AskFrame(type="ask", question="What is ROS 2?"))
         turn_id = accepted.turn_id
         ((_, fields),) = await redis.xrange(keys.turn_events(turn_id))
@@ -35,14 +48,11 @@ async def test_a_started_turn_is_a_job_arq_can_run(make_settings: SettingsFactor
         info = await job.info()
         assert info is not None and info.function == RUN_TURN
         assert TurnJob.model_validate(info.args[0]).question == "What is ROS 2?"
-    finally:
-        await arq.aclose(close_connection_pool=True)
 
 
 async def test_beyond_the_bound_nothing_is_written(make_settings: SettingsFactory, redis: Redis) -> None:
     settings = make_settings(max_pending_turns=2)
-    arq = build_redis(settings)
-    try:
+    async with gateway_arq(settings) as arq:
         starter = TurnStarter(arq, settings)
         for _ in range(2):
             await starter.start(AskFrame(type="ask", question="q"))
@@ -52,14 +62,11 @@ async def test_beyond_the_bound_nothing_is_written(make_settings: SettingsFactor
         assert refused.value.error.code == ErrorCode.BUSY and refused.value.error.retry_after
         assert len(await redis.keys(keys.turn_events("*"))) == streams_before
         assert await redis.zcard(keys.QUEUE_NAME) == 2
-    finally:
-        await arq.aclose(close_connection_pool=True)
 
 
 async def test_a_turn_that_ends_frees_its_place(make_settings: SettingsFactory, redis: Redis) -> None:
     settings = make_settings(max_pending_turns=2)
-    arq = build_redis(settings)
-    try:
+    async with gateway_arq(settings) as arq:
         starter = TurnStarter(arq, settings)
         first = await starter.start(AskFrame(type="ask", question="q"))
         cancelled = await starter.start(AskFrame(type="ask", question="q"))
@@ -68,32 +75,26 @@ async def test_a_turn_that_ends_frees_its_place(make_settings: SettingsFactory, 
         assert await redis.zcard(keys.PENDING_TURNS) == 0
         for _ in range(2):
             await starter.start(AskFrame(type="ask", question="q"))
-    finally:
-        await arq.aclose(close_connection_pool=True)
 
 
 async def test_a_lost_turn_lapses_from_the_bound(make_settings: SettingsFactory, redis: Redis) -> None:
     settings = make_settings(max_pending_turns=1)
-    arq = build_redis(settings)
-    try:
+    async with gateway_arq(settings) as arq:
         starter = TurnStarter(arq, settings)
         lost = await starter.start(AskFrame(type="ask", question="q"))
         await redis.zadd(keys.PENDING_TURNS, {lost.turn_id: 1})  # as if its time had run out long ago
         await starter.start(AskFrame(type="ask", question="q"))
         assert lost.turn_id.encode() not in await redis.zrange(keys.PENDING_TURNS, 0, -1)
-    finally:
-        await arq.aclose(close_connection_pool=True)
 
 
 async def test_a_turn_cancelled_before_it_starts_is_never_run(make_settings: SettingsFactory, redis: Redis) -> None:
     settings = make_settings()
-    arq = build_redis(settings)
     ran: list[object] = []
 
     async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         ran.append(payload)
 
-    try:
+    async with gateway_arq(settings) as arq:
         starter = TurnStarter(arq, settings)
         accepted = await starter.start(AskFrame(type="ask", question="q"))
         assert await starter.cancel(accepted.turn_id)
@@ -109,5 +110,3 @@ async def test_a_turn_cancelled_before_it_starts_is_never_run(make_settings: Set
         )
         await worker.async_run()
         assert ran == [] and worker.jobs_failed == 1  # arq ends an aborted job unrun
-    finally:
-        await arq.aclose(close_connection_pool=True)

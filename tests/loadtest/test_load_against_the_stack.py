@@ -17,7 +17,8 @@ from loadtest.options import chat_url, parse_options
 from loadtest.questions import load_questions
 from loadtest.report import chat_result, idle_result
 from shared.settings import Settings
-from tests.conftest import SettingsFactory, free_port
+from tests.conftest import SettingsFactory
+from tests.ports import free_port
 from tests.stack import running_stack
 
 QUESTIONS = ["What is a ROS 2 topic?", "What does a URDF describe?", "How do humanoid robots keep their balance?"]

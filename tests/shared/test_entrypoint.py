@@ -14,7 +14,8 @@ import pytest
 
 from shared.entrypoint import role_argv
 from shared.settings import PROJECT_ROOT
-from tests.conftest import SettingsFactory, free_port
+from tests.conftest import SettingsFactory
+from tests.ports import free_port
 from tests.stack import ProcessLogs, settings_env
 
 

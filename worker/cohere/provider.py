@@ -26,7 +26,7 @@ from worker.cohere.failures import ProviderFailure
 from worker.cohere.limits import CohereLimits
 from worker.cohere.retries import backoff, classify
 from worker.cohere.stream import stream_chat_events
-from worker.knowledge.store import Passage
+from worker.knowledge.documents import Passage
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What the book's documents become: chunks to index, files skipped and why."""
+"""What the book's documents become: chunks to index, files skipped and why, and the passages a search finds."""
 
 from __future__ import annotations
 
@@ -34,6 +34,19 @@ class ChunkedBook:
     chunks: list[Chunk] = field(default_factory=list)
     documents: int = 0  # documents that produced at least one chunk
     skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A chunk as a search returns it, with the score it was ranked by."""
+
+    id: str
+    doc: str
+    title: str
+    heading: str
+    url: str
+    text: str
+    score: float
 
 
 class DocumentError(ValueError):

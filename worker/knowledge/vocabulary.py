@@ -45,7 +45,7 @@ class BookVocabulary:
         async with self._lock:
             if time.monotonic() - self._checked < RECHECK_S:
                 return self._rarity
-            version = await self._store.serving_collection()
+            version = await self._store.versions.serving()
             if version is not None and version != self._version:
                 self._rarity = await self._count(version)
                 self._version = version
@@ -56,7 +56,7 @@ class BookVocabulary:
         terms = self._store.encoder.terms
         frequency: Counter[str] = Counter()
         passages = 0
-        async for batch in self._store.section_texts(version):
+        async for batch in self._store.contents.section_texts(version):
             for title, heading, text in batch:
                 frequency.update(set(terms(f"{title}\n{heading}\n{text}")))
                 passages += 1

@@ -25,15 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared import keys
+from shared.arq_redis import arq_redis
 from shared.health import WorkerHeartbeat
-from shared.jobs import ReindexMode, job_deserializer, job_serializer
+from shared.jobs import ReindexMode
 from shared.logs import configure_logging
 from shared.reindex import (
     LOCK_TTL_S,
@@ -43,8 +43,6 @@ from shared.reindex import (
     acquire_lock,
     new_job_id,
     read_progress,
-    release_lock,
-    renew_lock,
     request_reindex,
     running_job,
     write_progress,
@@ -53,8 +51,11 @@ from shared.settings import Settings, load_settings
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
-from worker.knowledge.indexing import IndexBuild, IndexingError
-from worker.knowledge.store import KnowledgeStore, KnowledgeStoreError
+from worker.knowledge.index_report import IndexingError
+from worker.knowledge.indexing import IndexBuild
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
+from worker.knowledge.store import KnowledgeStore
+from worker.reindex.lock_lease import LockLease
 
 FOLLOW_EVERY_S = 0.25
 EXIT_COMPLETE, EXIT_FAILED, EXIT_BUSY, EXIT_CANNOT_START = 0, 1, 2, 3
@@ -142,16 +143,6 @@ def summary_table(p: ReindexProgress) -> Table:
     return table
 
 
-def _redis(settings: Settings) -> ArqRedis:
-    pool = ConnectionPool.from_url(settings.effective_redis_url, socket_connect_timeout=2, socket_timeout=10)
-    return ArqRedis(
-        connection_pool=pool,
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-        default_queue_name=keys.QUEUE_NAME,
-    )
-
-
 async def _redis_up(redis: ArqRedis) -> bool:
     try:
         return bool(await redis.ping())
@@ -197,6 +188,7 @@ async def run_in_process(
             return EXIT_BUSY, None
         await write_progress(redis, progress)
         await redis.set(keys.REINDEX_LATEST, job_id, ex=PROGRESS_TTL_S)
+    lease = LockLease(redis, job_id) if redis is not None else None
     try:
         try:
             store = await KnowledgeStore.open(settings)
@@ -211,18 +203,20 @@ async def run_in_process(
         parts = build_cohere_clients(settings)
         cohere = CohereProvider(parts, settings, redis) if parts else None  # the workers' shared limits
         cache = await EmbeddingCache.open(cache_path(settings.data_dir)) if cohere is not None else None
-        keeper = asyncio.create_task(_keep_lock(redis, job_id)) if redis is not None else None
+        if lease is not None:
+            lease.start()
         try:
             with ProgressView(console) as view:
 
-                async def sink(update: ReindexProgress) -> None:
+                async def show(update: ReindexProgress) -> None:
+                    view.update(update)
+
+                async def show_and_record(update: ReindexProgress) -> None:
                     view.update(update)
                     if redis is not None:
-                        if update.finished:
-                            if keeper is not None:
-                                keeper.cancel()
-                            await release_lock(redis, job_id)  # free before "complete" is visible
                         await write_progress(redis, update)
+
+                sink = lease.released_before_the_end(show_and_record) if lease is not None else show
 
                 build = IndexBuild(
                     store,
@@ -239,29 +233,19 @@ async def run_in_process(
                     await build.run()
                 view.update(progress)
         finally:
-            if keeper is not None:
-                keeper.cancel()
             if cache is not None:
                 await cache.close()
             if cohere is not None:
                 await cohere.close()
             await store.close()
     finally:
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await release_lock(redis, job_id)
+        if lease is not None:
+            await lease.close()
     return (EXIT_COMPLETE if progress.status == "complete" else EXIT_FAILED), progress
 
 
-async def _keep_lock(redis: ArqRedis, job_id: str) -> None:
-    while True:
-        await asyncio.sleep(LOCK_TTL_S / 4)
-        with contextlib.suppress(RedisError, OSError):
-            await renew_lock(redis, job_id)
-
-
 async def run(settings: Settings, options: Options, console: Console) -> int:
-    redis = _redis(settings)
+    redis = arq_redis(settings, socket_timeout=10)  # a command line: no wait without an end
     try:
         redis_up = await _redis_up(redis)
         worker_up = redis_up and await _worker_alive(redis)

@@ -10,7 +10,6 @@ and ``tutor-reindex`` read it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -23,22 +22,23 @@ from shared.health import INDEXING_FAILURE_TTL_S, IndexingFailure
 from shared.jobs import ReindexJob
 from shared.redact import display_source
 from shared.reindex import (
-    LOCK_TTL_S,
     PROGRESS_TTL_S,
     ReindexAlreadyRunning,
     ReindexProgress,
     acquire_lock,
     new_job_id,
     read_progress,
-    release_lock,
     renew_lock,
     request_reindex,
     running_job,
     write_progress,
 )
 from worker.knowledge.embed_cache import EmbeddingCache, cache_path
-from worker.knowledge.indexing import IndexBuild, IndexingError, IndexReport, reason_to_index
-from worker.knowledge.store import KnowledgeStoreError
+from worker.knowledge.index_report import IndexingError, IndexReport
+from worker.knowledge.indexing import IndexBuild
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
+from worker.knowledge.version_checks import reason_to_index
+from worker.reindex.lock_lease import LockLease
 from worker.services import WorkerServices
 
 logger = logging.getLogger(__name__)
@@ -72,25 +72,17 @@ async def execute(
         await write_progress(redis, progress)
         return None
     await renew_lock(redis, job.job_id)
-    keeper = asyncio.create_task(_keep_lock(services, job.job_id, asyncio.current_task()), name="reindex-lock")
+    this_job = asyncio.current_task()
+    lease = LockLease(redis, job.job_id, on_lost=this_job.cancel if this_job is not None else None)
+    lease.start()
 
-    async def stop_keeper() -> None:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+    async def write(update: ReindexProgress) -> None:
+        await write_progress(redis, update)
 
     cache: EmbeddingCache | None = None
     try:
         if services.cohere is not None:
             cache = await EmbeddingCache.open(cache_path(services.settings.data_dir))
-
-        async def sink(update: ReindexProgress) -> None:
-            if update.finished:
-                # free the lock before saying so: whoever reads "complete" may ask for the next job at once
-                await stop_keeper()
-                await release_lock(redis, job.job_id)
-            await write_progress(redis, update)
-
         build = IndexBuild(
             services.store,
             source=job.source,
@@ -100,7 +92,7 @@ async def execute(
             cache=cache,
             mode=job.mode,
             progress=progress,
-            sink=sink,
+            sink=lease.released_before_the_end(write),
         )
         logger.info(
             "re-index %s started (%s, %s, from %s)", job.job_id, job.trigger, job.mode, display_source(job.source)
@@ -125,29 +117,9 @@ async def execute(
         )
         return report
     finally:
-        await asyncio.shield(stop_keeper())
+        await lease.close()
         if cache is not None:
             await asyncio.shield(cache.close())
-        with contextlib.suppress(Exception):
-            await asyncio.shield(release_lock(redis, job.job_id))
-
-
-async def _keep_lock(services: WorkerServices, job_id: str, job_task: asyncio.Task[Any] | None) -> None:
-    """Renew the lease while the job runs; if another job took the lock meanwhile, stop this one."""
-    redis = services.redis
-    while True:
-        await asyncio.sleep(LOCK_TTL_S / 4)
-        try:
-            if await renew_lock(redis, job_id):
-                continue
-            if await acquire_lock(redis, job_id):  # the lease ran out (Redis stalled?); nobody took it
-                continue
-            logger.error("re-index %s lost its lock to %s; stopping it", job_id, await running_job(redis))
-            if job_task is not None:
-                job_task.cancel()
-            return
-        except Exception as exc:  # Redis is down: the job can go on, its lease is renewed when it is back
-            logger.warning("could not renew the re-index lock: %s", type(exc).__name__)
 
 
 async def index_at_startup(services: WorkerServices) -> IndexReport | None:

@@ -6,12 +6,12 @@ from arq import func
 from arq.connections import ArqRedis
 from arq.typing import StartupShutdown
 from arq.worker import Worker
-from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 from shared import keys
+from shared.arq_redis import arq_redis
 from shared.jobs import REINDEX, RUN_TURN, job_deserializer, job_serializer
 from shared.reindex import JOB_TIMEOUT_S
 from shared.settings import Settings
@@ -27,22 +27,9 @@ POLL_DELAY_S = 0.02
 REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=40)
 
 
-def arq_redis(settings: Settings) -> ArqRedis:
-    # No socket_timeout (here and on the worker's other clients): with one, redis-py 5 sends each command under
-    # asyncio.wait_for, which on Python 3.11 can lose a cancellation, and the worker's stop then hangs. A dead
-    # Redis still fails a read at once; a wait that needs a limit gets one from asyncio.timeout.
-    pool = ConnectionPool.from_url(
-        settings.effective_redis_url,
-        socket_connect_timeout=2,
-        retry=REDIS_RETRY,
-        retry_on_error=[ConnectionError, TimeoutError, OSError],
-    )
-    return ArqRedis(
-        connection_pool=pool,
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-        default_queue_name=keys.QUEUE_NAME,
-    )
+def worker_redis(settings: Settings) -> ArqRedis:
+    """arq's client for the worker's poll, retrying through a Redis restart (``REDIS_RETRY``)."""
+    return arq_redis(settings, retry=REDIS_RETRY, retry_on_error=[ConnectionError, TimeoutError, OSError])
 
 
 class TutorArqWorker(Worker):
@@ -71,7 +58,7 @@ def arq_worker(
             func(run_turn, name=RUN_TURN, max_tries=2, timeout=settings.turn_timeout_s + 10),
             func(run_reindex, name=REINDEX, max_tries=1, timeout=JOB_TIMEOUT_S),
         ],
-        redis_pool=arq_redis(settings),
+        redis_pool=worker_redis(settings),
         queue_name=keys.QUEUE_NAME,
         on_startup=on_startup,
         on_shutdown=on_shutdown,

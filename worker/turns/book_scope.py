@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from worker.knowledge.documents import Passage
 from worker.knowledge.sparse import SparseEncoder
-from worker.knowledge.store import Passage
 from worker.knowledge.vocabulary import TermRarity
 
 _encoder = SparseEncoder()

@@ -24,7 +24,7 @@ from shared.protocol import (
     SourcesEvent,
     _Event,
 )
-from shared.turn_events import AppendOutcome, TurnEventWriter
+from shared.turn_events import AppendOutcome, TurnAppend, TurnEventWriter, TurnHandedOn
 
 Written = AppendOutcome | BaseException
 """What became of a turn's part of a write: its outcome, or the error of the whole write (Redis gone)."""
@@ -47,8 +47,9 @@ class EventBatcher:
         self._flusher: asyncio.Task[None] | None = None
         self.writes = 0  # Redis calls made (tests compare them with the events written)
 
-    def sink(self, turn_id: str) -> TurnEventSink:
-        return TurnEventSink(self, turn_id)
+    def sink(self, turn_id: str, owner: str | None = None) -> TurnEventSink:
+        """``owner``: the try's token (``keys.turn_owner``); every write of the sink is refused once it is not."""
+        return TurnEventSink(self, turn_id, owner)
 
     def _schedule(self, sink: TurnEventSink) -> None:
         self._queued[id(sink)] = sink
@@ -68,7 +69,9 @@ class EventBatcher:
                 outcomes: list[Written]
                 try:
                     self.writes += 1
-                    outcomes = list(await self._writer.append_many([(s.turn_id, ev) for s, ev, _ in taken]))
+                    outcomes = list(
+                        await self._writer.append_many([TurnAppend(s.turn_id, ev, s.owner) for s, ev, _ in taken])
+                    )
                 except Exception as exc:  # Redis gone: each turn of this write learns it
                     outcomes = [exc] * len(taken)
                 for (sink, events, waiters), outcome in zip(taken, outcomes, strict=True):
@@ -96,9 +99,10 @@ def _settle(waiters: list[asyncio.Future[Written]], outcome: Written) -> None:
 class TurnEventSink:
     """One turn's events, in order: deltas accumulate until the batcher takes them."""
 
-    def __init__(self, batcher: EventBatcher, turn_id: str) -> None:
+    def __init__(self, batcher: EventBatcher, turn_id: str, owner: str | None = None) -> None:
         self._batcher = batcher
         self.turn_id = turn_id
+        self.owner = owner
         self._queue: list[_Event] = []
         self._text: list[str] = []  # tokens of the delta being built, after the queued events
         self._waiters: list[asyncio.Future[Written]] = []  # settled by the write that takes the queue
@@ -117,6 +121,11 @@ class TurnEventSink:
     @property
     def answer(self) -> str:
         return "".join(self._answer)
+
+    @property
+    def handed_on(self) -> bool:
+        """Whether a write was refused because the turn belongs to another try now (nothing more goes out)."""
+        return isinstance(self.error, TurnHandedOn)
 
     def _check(self) -> None:
         if self.error is not None:

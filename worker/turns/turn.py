@@ -6,9 +6,11 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from arq import Retry
 from redis.exceptions import RedisError
 
 from shared import keys
@@ -21,12 +23,14 @@ from shared.protocol import (
     Source,
     SourcesEvent,
 )
-from shared.second_try import EarlierTry, earlier_try, handed_on
+from shared.second_try import EarlierTry, earlier_try
 from shared.small_talk import small_talk_kind
-from shared.turn_events import TurnStreamLost
+from shared.turn_events import TurnHandedOn, TurnStreamLost
+from shared.worker_turns import list_turn
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import ChatDocument, ChatTurn, CitationPiece, TextPiece
-from worker.knowledge.store import KnowledgeStoreError, Passage
+from worker.knowledge.documents import Passage
+from worker.knowledge.qdrant_errors import KnowledgeStoreError
 from worker.services import WorkerServices
 from worker.turns.book_scope import offline_covers, rerank_covers
 from worker.turns.event_sink import TurnEnded, TurnEventSink
@@ -42,6 +46,8 @@ logger = logging.getLogger(__name__)
 SELECTION_ID = "selection"
 SNIPPET_CHARS = 320
 NEAREST_CHAPTERS = 3
+# How long a try's owner token outlives the turn's timeout (the timeout's own error still needs it).
+OWNER_MARGIN_S = 60
 
 
 def to_source(source_id: str, passage: Passage) -> Source:
@@ -142,8 +148,6 @@ async def _say(
     earlier: EarlierTry | None,
 ) -> None:
     """A fixed reply (small talk, "not in the book"): sent word by word like an answer, never cited."""
-    if earlier is None:
-        await _stop_if_handed_on(services, job)
     if earlier is None or not earlier.sent_sources:
         await sink.emit(SourcesEvent(turn_id=job.turn_id, sources=sources))
     for word in re.finditer(r"\s*\S+", text):
@@ -177,16 +181,12 @@ async def answer_turn(
     sources = [to_source(sid, p) for sid, p in zip(source_ids, passages, strict=True)]
     if job.selected_text:
         sources.insert(0, selection_source(job.selected_text))
-    if earlier is None:
-        await _stop_if_handed_on(services, job)
     if earlier is None or not earlier.sent_sources:
         await sink.emit(SourcesEvent(turn_id=job.turn_id, sources=sources))
     offline = services.cohere is None
     cited: list[str] = []
     async for piece in _pieces(services, job, history, passages, source_ids, language):
         if isinstance(piece, TextPiece):
-            if earlier is None and not sink.answer:
-                await _stop_if_handed_on(services, job)
             sink.delta(piece.text)
             if offline:
                 # The offline answer exists all at once; send it word by word like a model would, one
@@ -229,26 +229,17 @@ async def _suggestions(
         (p.doc, p.heading) for p in passages[:2]
     ]
     try:
-        return await follow_up_questions(job.question, drew_on, services.store.outline)
+        return await follow_up_questions(job.question, drew_on, services.store.contents.outline)
     except KnowledgeStoreError as exc:  # suggestions are a courtesy: the answer stands without them
         logger.warning("turn %s: no suggestions (%s)", job.turn_id, exc)
         return []
 
 
-async def _stop_if_handed_on(services: WorkerServices, job: TurnJob) -> None:
-    """A first try whose heartbeat lapsed (a stalled worker, not a dead one) may find its turn given to another
-    worker: it then stops before it sends what the second try sends (checked before ``sources`` and before the
-    first delta; one read each)."""
-    if await handed_on(services.redis, job.turn_id):
-        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
-        raise TurnEnded
-
-
 async def _end_with(sink: TurnEventSink, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
     try:
         await sink.fail(ErrorEvent(turn_id=sink.turn_id, code=code, message=message, retry_after=retry_after))
-    except TurnStreamLost:
-        pass  # Redis lost the turn; the gateway ends it for the client
+    except (TurnStreamLost, TurnHandedOn):
+        pass  # Redis lost the turn (the gateway ends it for the client), or another worker answers it
     except Exception:
         logger.exception("could not record the end of turn %s", sink.turn_id)
 
@@ -260,7 +251,10 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     job = TurnJob.model_validate(payload)
     started = time.time()
     services.metrics.observe_hop(started - job.enqueued_at)
-    sink = services.batcher.sink(job.turn_id)
+    # This try's token: the turn's events accept its writes only while the turn is its (shared/turn_events.py).
+    owner = uuid.uuid4().hex
+    sink = services.batcher.sink(job.turn_id, owner)
+    await _register(services, job.turn_id, owner)
     earlier: EarlierTry | None = None
     if ctx.get("job_try", 1) > 1:
         # arq's second try: its first worker died (shared/second_try.py)
@@ -268,14 +262,20 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         if earlier.sent_answer:
             await _end_with(sink, ErrorCode.WORKER_LOST, "the worker answering this question stopped; please ask again")
             await asyncio.shield(record_turn(services.redis, services.settings, job, sink, second_try=True))
+            await _unregister(services, job.turn_id)
             return
         logger.info("turn %s: second try, its first worker died before answering", job.turn_id)
-    await _register(services, job.turn_id)
     try:
         async with asyncio.timeout(services.settings.turn_timeout_s):
             await answer_turn(services, job, sink, earlier)
     except TurnEnded:
         logger.info("turn %s ended elsewhere; stopped generating", job.turn_id)
+    except TurnHandedOn:
+        # Stalled past its heartbeat's TTL (not dead): the reaper gave the turn to another worker, which answers
+        # it; nothing of this try went out after that, and it leaves no error and no record behind. Ending the
+        # job would take it off arq's queue, perhaps before the second try started: arq's Retry leaves it there.
+        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
+        raise Retry from None
     except asyncio.CancelledError:
         # Cancelled by a client (the gateway already wrote ``cancelled``, so this is refused) or by a
         # shutdown that outlasted SHUTDOWN_GRACE_S: then the client learns why.
@@ -298,15 +298,20 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         await _end_with(sink, ErrorCode.INTERNAL, "something went wrong while answering; please try again")
     finally:
         services.metrics.observe_turn(time.time() - started)
-        await asyncio.shield(record_turn(services.redis, services.settings, job, sink, second_try=earlier is not None))
+        if not sink.handed_on:  # the try that answers the turn records it
+            await asyncio.shield(
+                record_turn(services.redis, services.settings, job, sink, second_try=earlier is not None)
+            )
         await asyncio.shield(_unregister(services, job.turn_id))
 
 
-async def _register(services: WorkerServices, turn_id: str) -> None:
-    """List the turn under this worker, so that if the worker dies the gateway's reaper can end it."""
+async def _register(services: WorkerServices, turn_id: str, owner: str) -> None:
+    """Make the turn this try's (``owner``), and list it under this worker, so that if the worker dies the
+    gateway's reaper can hand it on or end it. The owner token outlives the turn's own timeout; the turn's
+    terminal event deletes it."""
     async with services.redis.pipeline(transaction=True) as pipe:
-        pipe.sadd(keys.worker_turns(services.worker_id), turn_id)
-        pipe.sadd(keys.WORKERS_WITH_TURNS, services.worker_id)
+        pipe.set(keys.turn_owner(turn_id), owner, ex=int(services.settings.turn_timeout_s) + OWNER_MARGIN_S)
+        list_turn(pipe, services.worker_id, turn_id)
         await pipe.execute()
 
 

@@ -1,11 +1,10 @@
-"""IndexBuild: versioned collections behind the alias, incremental updates, failures that leave the serving
-version alone, the embedding cache and rate limits. Real embedded Qdrant under a temporary folder."""
+"""IndexBuild: versioned collections behind the alias, progress, incremental updates, failures that leave the
+serving version alone, bad files skipped. Real embedded Qdrant under a temporary folder."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,78 +12,26 @@ from qdrant_client import models
 
 from shared.protocol import ErrorCode
 from shared.reindex import ReindexProgress
-from shared.settings import Settings
-from tests.factories import DIM, SAMPLE_BOOK, HashEmbedder
+from tests.factories import HashEmbedder, chapter, index_build, top_doc, write_book
 from worker.cohere.failures import ProviderFailure
-from worker.knowledge.embed_cache import EmbeddingCache
-from worker.knowledge.indexing import IndexBuild, IndexingError, ensure_indexed, index_book
+from worker.knowledge.index_report import IndexingError
 from worker.knowledge.store import KnowledgeStore
-
-
-def write_book(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8")
-    return root
-
-
-def chapter(title: str, *sections: tuple[str, str]) -> str:
-    body = "\n\n".join(f"## {heading}\n\n{text}" for heading, text in sections)
-    return f"---\ntitle: {title}\n---\n\n# {title}\n\n{body}\n"
-
-
-BOOK = {
-    "01-basics/01-actuators.md": chapter(
-        "Actuators",
-        ("Electric motors", "Brushless motors turn current into torque for each humanoid joint."),
-        ("Hydraulics", "Hydraulic cylinders give large forces for heavy legs."),
-    ),
-    "01-basics/02-sensors.md": chapter(
-        "Sensors",
-        ("Encoders", "Encoders report joint angles to the controller many times a second."),
-        ("Inertial units", "An inertial measurement unit senses acceleration and rotation of the torso."),
-    ),
-    "02-control/01-balance.md": chapter(
-        "Balance",
-        ("Support polygon", "The centre of pressure must stay inside the support polygon of the feet."),
-        ("Stepping", "A capture step moves the foot where the robot can stop safely."),
-    ),
-}
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Path:
-    return write_book(tmp_path / "book", BOOK)
-
-
-def build(store: KnowledgeStore, source: Path | str, **options: object) -> IndexBuild:
-    return IndexBuild(store, source=str(source), base_url="/docs", **options)  # type: ignore[arg-type]
-
-
-async def top_doc(store: KnowledgeStore, question: str) -> str:
-    passages = await store.search(question, None, 1)
-    return passages[0].doc if passages else ""
-
 
 # --- versions and the alias ------------------------------------------------------------------------
 
 
 async def test_each_build_is_a_new_version_behind_the_alias(store: KnowledgeStore, book: Path) -> None:
-    first = await build(store, book, embedder=None).run()
-    assert first.collection is not None and store.is_version(first.collection)
+    first = await index_build(store, book, embedder=None).run()
+    assert first.collection is not None and store.versions.is_version(first.collection)
     assert first.previous is None
     status = await store.status()
     assert status.exists and status.serving == first.collection and status.points == first.chunks
     assert await top_doc(store, "hydraulic cylinders") == "01-basics/01-actuators.md"
 
-    second = await build(store, book, embedder=None).run()
+    second = await index_build(store, book, embedder=None).run()
     assert second.collection != first.collection
     assert second.previous == first.collection
-    assert await store.versions() == [second.collection]  # the old version was dropped
+    assert await store.versions.names() == [second.collection]  # the old version was dropped
     assert (await store.status()).serving == second.collection
     assert await top_doc(store, "hydraulic cylinders") == "01-basics/01-actuators.md"
 
@@ -95,10 +42,10 @@ async def test_a_collection_from_before_versioning_is_replaced_by_the_alias(stor
     await backend.create_collection(
         store.collection, {}, {"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)}
     )
-    assert await store.serving_collection() == store.collection
-    report = await build(store, book, embedder=None).run()
+    assert await store.versions.serving() == store.collection
+    report = await index_build(store, book, embedder=None).run()
     assert report.previous is None
-    assert await store.serving_collection() == report.collection
+    assert await store.versions.serving() == report.collection
     assert store.collection not in await backend.collection_names()
     assert await top_doc(store, "encoders joint angles") == "01-basics/02-sensors.md"
 
@@ -109,7 +56,7 @@ async def test_progress_reports_every_stage(store: KnowledgeStore, book: Path) -
     async def sink(progress: ReindexProgress) -> None:
         seen.append((progress.status, progress.stage))
 
-    job = build(store, book, embedder=None, sink=sink)
+    job = index_build(store, book, embedder=None, sink=sink)
     await job.run()
     stages = [stage for _, stage in seen]
     for stage in ("reading", "chunking", "writing", "verifying", "switching", "cleaning up", "done"):
@@ -125,7 +72,7 @@ async def test_progress_reports_every_stage(store: KnowledgeStore, book: Path) -
 
 
 async def test_incremental_touches_only_new_changed_and_deleted_documents(store: KnowledgeStore, book: Path) -> None:
-    first = await build(store, book, embedder=None).run()
+    first = await index_build(store, book, embedder=None).run()
     (book / "01-basics/02-sensors.md").write_text(
         chapter("Sensors", ("Force sensors", "Six-axis force sensors in the ankles measure ground reaction.")),
         encoding="utf-8",
@@ -135,7 +82,7 @@ async def test_incremental_touches_only_new_changed_and_deleted_documents(store:
         book, {"03-ai/01-policies.md": chapter("Policies", ("Learning", "A policy maps observations to actions."))}
     )
 
-    job = build(store, book, embedder=None, mode="incremental")
+    job = index_build(store, book, embedder=None, mode="incremental")
     report = await job.run()
     p = job.progress
     assert p.mode_used == "incremental"
@@ -151,19 +98,19 @@ async def test_incremental_touches_only_new_changed_and_deleted_documents(store:
 
 
 async def test_incremental_with_nothing_changed_keeps_the_serving_version(store: KnowledgeStore, book: Path) -> None:
-    first = await build(store, book, embedder=None).run()
-    job = build(store, book, embedder=None, mode="incremental")
+    first = await index_build(store, book, embedder=None).run()
+    job = index_build(store, book, embedder=None, mode="incremental")
     report = await job.run()
     assert not report.changed and report.collection == first.collection
     assert job.progress.status == "complete" and "nothing changed" in (job.progress.message or "")
-    assert await store.versions() == [first.collection]
+    assert await store.versions.names() == [first.collection]
 
 
 async def test_incremental_becomes_full_when_the_schema_changes(store: KnowledgeStore, book: Path) -> None:
-    first_job = build(store, book, embedder=None, mode="incremental")
+    first_job = index_build(store, book, embedder=None, mode="incremental")
     await first_job.run()
     assert first_job.progress.mode_used == "full" and "no previous version" in (first_job.progress.message or "")
-    job = build(store, book, embedder=HashEmbedder(), mode="incremental")
+    job = index_build(store, book, embedder=HashEmbedder(), mode="incremental")
     await job.run()
     assert job.progress.mode_used == "full" and "dense vectors are now wanted" in (job.progress.message or "")
     assert (await store.status()).has_dense
@@ -184,15 +131,15 @@ class FailingEmbedder(HashEmbedder):
 
 
 async def test_a_failed_build_leaves_the_old_version_serving(store: KnowledgeStore, book: Path, tmp_path: Path) -> None:
-    good = await build(store, book, embedder=HashEmbedder()).run()
+    good = await index_build(store, book, embedder=HashEmbedder()).run()
     bigger = write_book(
         tmp_path / "bigger", {f"c{i}.md": chapter(f"C{i}", ("Part", f"Motor {i} " * 30)) for i in range(120)}
     )
-    job = build(store, bigger, embedder=FailingEmbedder(fail_on_call=2))
+    job = index_build(store, bigger, embedder=FailingEmbedder(fail_on_call=2))
     with pytest.raises(IndexingError, match="embedding failed"):
         await job.run()
     assert job.progress.status == "failed" and "embedding failed" in (job.progress.error or "")
-    assert await store.versions() == [good.collection]
+    assert await store.versions.names() == [good.collection]
     assert (await store.status()).serving == good.collection
     assert await top_doc(store, "hydraulic cylinders") == "01-basics/01-actuators.md"
 
@@ -200,13 +147,13 @@ async def test_a_failed_build_leaves_the_old_version_serving(store: KnowledgeSto
 async def test_a_source_without_text_fails_and_changes_nothing(
     store: KnowledgeStore, book: Path, tmp_path: Path
 ) -> None:
-    good = await build(store, book, embedder=None).run()
+    good = await index_build(store, book, embedder=None).run()
     empty = write_book(tmp_path / "empty", {"blank.md": "   \n", "only-front.md": "---\ntitle: X\n---\n"})
-    job = build(store, empty, embedder=None)
+    job = index_build(store, empty, embedder=None)
     with pytest.raises(IndexingError, match="no file to index: 1 of 2 skipped, 1 because empty file"):
         await job.run()
     assert {s.doc for s in job.progress.skipped} == {"blank.md", "only-front.md"}
-    assert await store.versions() == [good.collection]
+    assert await store.versions.names() == [good.collection]
 
 
 class BlockingEmbedder(HashEmbedder):
@@ -227,26 +174,26 @@ class BlockingEmbedder(HashEmbedder):
 async def test_a_cancelled_build_drops_its_collection_and_keeps_the_old_one(
     store: KnowledgeStore, book: Path, tmp_path: Path
 ) -> None:
-    good = await build(store, book, embedder=HashEmbedder()).run()
+    good = await index_build(store, book, embedder=HashEmbedder()).run()
     bigger = write_book(
         tmp_path / "bigger", {f"c{i}.md": chapter(f"C{i}", ("Part", f"Joint {i} " * 30)) for i in range(150)}
     )
     embedder = BlockingEmbedder()
-    job = build(store, bigger, embedder=embedder)
+    job = index_build(store, bigger, embedder=embedder)
     task = asyncio.create_task(job.run())
     await embedder.waiting.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert job.progress.status == "failed" and "cancelled" in (job.progress.error or "")
-    assert await store.versions() == [good.collection]
+    assert await store.versions.names() == [good.collection]
     assert (await store.status()).serving == good.collection
 
 
 async def test_cancelled_before_the_switch_drops_the_filled_version(
     store: KnowledgeStore, book: Path, tmp_path: Path
 ) -> None:
-    good = await build(store, book, embedder=None).run()
+    good = await index_build(store, book, embedder=None).run()
     bigger = write_book(
         tmp_path / "bigger", {f"c{i}.md": chapter(f"C{i}", ("Part", f"Gear {i} " * 30)) for i in range(50)}
     )
@@ -257,16 +204,16 @@ async def test_cancelled_before_the_switch_drops_the_filled_version(
             verifying.set()
             await hold.wait()
 
-    job = build(store, bigger, embedder=None, sink=sink)
+    job = index_build(store, bigger, embedder=None, sink=sink)
     task = asyncio.create_task(job.run())
     await verifying.wait()
-    assert job.progress.collection in await store.versions()
+    assert job.progress.collection in await store.versions.names()
     assert (await store.count(job.progress.collection)) == 50
     assert (await store.status()).serving == good.collection
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await store.versions() == [good.collection]
+    assert await store.versions.names() == [good.collection]
     assert (await store.status()).serving == good.collection
 
 
@@ -282,7 +229,7 @@ async def test_bad_files_are_skipped_with_reasons_and_the_job_completes(store: K
         },
     )
     os.symlink(book / "does-not-exist.md", book / "bad" / "dangling.md")
-    job = build(store, book, embedder=None)
+    job = index_build(store, book, embedder=None)
     report = await job.run()
     reasons = {s.doc: s.reason for s in job.progress.skipped}
     assert reasons["bad/binary.md"].startswith("binary file")
@@ -293,88 +240,3 @@ async def test_bad_files_are_skipped_with_reasons_and_the_job_completes(store: K
     assert reasons["bad/dangling.md"].startswith("unreadable")
     assert job.progress.status == "complete" and report.documents == 3
     assert job.progress.skipped_count == 6
-
-
-# --- the embedding cache and rate limits ------------------------------------------------------------
-
-
-async def test_unchanged_chunks_are_never_embedded_twice(store: KnowledgeStore, book: Path, tmp_path: Path) -> None:
-    cache = await EmbeddingCache.open(tmp_path / "cache.sqlite3")
-    try:
-        embedder = HashEmbedder()
-        first = build(store, book, embedder=embedder, cache=cache, embed_model="embed-test")
-        await first.run()
-        assert first.progress.embedded == 6 and first.progress.embed_cached == 0
-        assert await cache.count() == 6
-
-        second = build(store, book, embedder=embedder, cache=cache, embed_model="embed-test")
-        await second.run()
-        assert second.progress.embedded == 0 and second.progress.embed_cached == 6
-        assert sum(embedder.batches) == 6  # the embedder saw each chunk once
-
-        (book / "01-basics/01-actuators.md").write_text(
-            chapter(
-                "Actuators",
-                ("Electric motors", "Brushless motors turn current into torque for each humanoid joint."),
-                ("Hydraulics", "Series elastic actuators add a spring between motor and load."),
-            ),
-            encoding="utf-8",
-        )
-        third = build(store, book, embedder=embedder, cache=cache, embed_model="embed-test")
-        await third.run()
-        assert (third.progress.embedded, third.progress.embed_cached) == (1, 5)
-
-        other_model = build(store, book, embedder=embedder, cache=cache, embed_model="embed-other")
-        await other_model.run()
-        assert other_model.progress.embedded == 6  # the cache is per model
-    finally:
-        await cache.close()
-
-
-class RateLimitedEmbedder(HashEmbedder):
-    def __init__(self, limited_calls: int) -> None:
-        super().__init__()
-        self.limited_calls = limited_calls
-        self.refused = 0
-
-    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if self.refused < self.limited_calls:
-            self.refused += 1
-            raise ProviderFailure(ErrorCode.RATE_LIMITED, "rate limited", retry_after=0.01)
-        return await super().embed_documents(texts)
-
-
-async def test_rate_limits_are_waited_out(store: KnowledgeStore, book: Path) -> None:
-    embedder = RateLimitedEmbedder(limited_calls=3)
-    job = build(store, book, embedder=embedder, rate_limit_backoff_s=0.01)
-    await job.run()
-    assert job.progress.status == "complete" and job.progress.rate_limited_waits == 3
-    assert job.progress.embedded == 6
-
-
-async def test_endless_rate_limiting_gives_up_and_keeps_the_old_version(store: KnowledgeStore, book: Path) -> None:
-    good = await build(store, book, embedder=HashEmbedder()).run()
-    job = build(
-        store, book, embedder=RateLimitedEmbedder(limited_calls=1000), rate_limit_backoff_s=0.01, embed_patience_s=0.1
-    )
-    with pytest.raises(IndexingError, match="kept rate limiting"):
-        await job.run()
-    assert job.progress.rate_limited_waits >= 3
-    assert await store.versions() == [good.collection]
-
-
-# --- the entry points the worker and tests use -------------------------------------------------------
-
-
-async def test_ensure_indexed_builds_a_version_from_book_source(store: KnowledgeStore, settings: Settings) -> None:
-    report = await ensure_indexed(store, settings, HashEmbedder(DIM))
-    assert report is not None and report.dense and report.collection == await store.serving_collection()
-    assert (settings.data_dir / "embed-cache.sqlite3").exists()
-    assert await ensure_indexed(store, settings, HashEmbedder(DIM)) is None
-
-
-async def test_index_book_accepts_a_folder_copy(store: KnowledgeStore, tmp_path: Path) -> None:
-    copy = tmp_path / "copy"
-    shutil.copytree(SAMPLE_BOOK, copy)
-    report = await index_book(store, copy, "/docs", None)
-    assert report.documents == 6 and report.skipped == []

@@ -37,8 +37,8 @@ async def test_the_embedded_store_installs_it_and_tunes_new_collections(tmp_path
     store = await KnowledgeStore.open(knowledge_settings(tmp_path))
     try:
         assert sparse_distances.sparse_dot_product is local_tuning.fast_sparse_dot_product
-        name = store.new_version_name()
-        await store.create_version(name, dense=False)
+        name = store.versions.new_name()
+        await store.versions.create(name, dense=False)
         client = store._backend._client  # type: ignore[attr-defined]
         connection = local_tuning._connection(client, name)
         assert connection is not None

@@ -10,24 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import CORPORA, SAMPLE_BOOK, write_file
 from worker.knowledge.doc_routes import HeadingSlugger, doc_route, github_slug, strip_number_prefix
 from worker.knowledge.documents import Chunk, DocumentError
 from worker.knowledge.front_matter import split_front_matter
 from worker.knowledge.markdown_chunks import chunk_book, chunk_document
-
-REPO = Path(__file__).resolve().parents[3]
-SAMPLE_BOOK = REPO / "book" / "docs"
-CORPORA = REPO / ".." / "shared" / "corpora"
-
-
-def write(root: Path, rel: str, text: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def words(text: str) -> int:
@@ -361,17 +348,17 @@ def test_bounds_are_validated() -> None:
 
 
 def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
-    write(tmp_path, "01-good/01-fine.md", "---\ntitle: Fine\n---\n\n# Fine\n\nUseful text.\n")
-    write(tmp_path, "01-good/02-binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    write(tmp_path, "01-good/03-latin1.md", "# Caf\xe9\n\nna\xefve\n".encode("latin-1"))
-    write(tmp_path, "01-good/04-empty.md", "  \n\n")
-    write(tmp_path, "01-good/05-yaml.md", "---\ntitle: [oops\n---\n\n# Broken\n\ntext\n")
-    write(tmp_path, "01-good/06-unclosed.md", "---\ntitle: Unclosed\n\n# Body\n")
-    write(tmp_path, "01-good/07-draft.md", "---\ndraft: true\n---\n\n# Draft\n\ntext\n")
-    write(tmp_path, "01-good/08-only-front-matter.md", "---\ntitle: Nothing\n---\n")
-    write(tmp_path, "01-good/_partial.md", "# Partial\n\ntext\n")
-    write(tmp_path, "01-good/image.png", b"\x89PNG")
-    write(tmp_path, ".hidden/secret.md", "# Hidden\n\ntext\n")
+    write_file(tmp_path, "01-good/01-fine.md", "---\ntitle: Fine\n---\n\n# Fine\n\nUseful text.\n")
+    write_file(tmp_path, "01-good/02-binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    write_file(tmp_path, "01-good/03-latin1.md", "# Caf\xe9\n\nna\xefve\n".encode("latin-1"))
+    write_file(tmp_path, "01-good/04-empty.md", "  \n\n")
+    write_file(tmp_path, "01-good/05-yaml.md", "---\ntitle: [oops\n---\n\n# Broken\n\ntext\n")
+    write_file(tmp_path, "01-good/06-unclosed.md", "---\ntitle: Unclosed\n\n# Body\n")
+    write_file(tmp_path, "01-good/07-draft.md", "---\ndraft: true\n---\n\n# Draft\n\ntext\n")
+    write_file(tmp_path, "01-good/08-only-front-matter.md", "---\ntitle: Nothing\n---\n")
+    write_file(tmp_path, "01-good/_partial.md", "# Partial\n\ntext\n")
+    write_file(tmp_path, "01-good/image.png", b"\x89PNG")
+    write_file(tmp_path, ".hidden/secret.md", "# Hidden\n\ntext\n")
     (tmp_path / "01-good" / "09-dangling.md").symlink_to(tmp_path / "missing-target.md")
 
     book = chunk_book(tmp_path, "/docs")
@@ -407,7 +394,7 @@ def test_missing_source_folder_raises(tmp_path: Path) -> None:
 
 
 def test_crlf_and_bom_are_handled(tmp_path: Path) -> None:
-    write(tmp_path, "a.md", "\ufeff---\r\ntitle: Windows\r\n---\r\n\r\n# Head\r\n\r\nLine one.\r\n")
+    write_file(tmp_path, "a.md", "\ufeff---\r\ntitle: Windows\r\n---\r\n\r\n# Head\r\n\r\nLine one.\r\n")
     book = chunk_book(tmp_path, "/docs")
     assert book.skipped == []
     assert book.chunks[0].title == "Windows"

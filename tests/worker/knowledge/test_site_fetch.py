@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from eval.docusaurus_site import RenderedSite, render_site, site_app
 from fake_cohere.testing import serve_asgi
-from tests.factories import SAMPLE_BOOK
+from tests.factories import SAMPLE_BOOK, sitemap, sitemap_index
 from worker.knowledge import sources
 from worker.knowledge.site_fetch import address_refusal, is_public
 from worker.knowledge.sources import SourceError, load_folder, load_source
@@ -41,11 +41,7 @@ class Internal:
         async def anything(request: Request) -> Response:
             self.hits.append(request.url.path)
             if request.url.path.endswith(".xml"):
-                return Response(
-                    '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-                    f"<url><loc>{request.base_url}docs/secret</loc></url></urlset>",
-                    media_type="application/xml",
-                )
+                return sitemap([f"{request.base_url}docs/secret"])
             return PlainTextResponse(SECRET)
 
         return Starlette(routes=[Route("/{path:path}", anything)])
@@ -112,12 +108,7 @@ async def test_nested_sitemaps_stay_on_the_sitemaps_host(
 
     async def index(request: Request) -> Response:
         root = str(request.base_url).rstrip("/")
-        body = (
-            '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-            f"<sitemap><loc>{other_host}/sitemap.xml</loc></sitemap>"
-            f"<sitemap><loc>{root}/sitemap.xml</loc></sitemap></sitemapindex>"
-        )
-        return Response(body, media_type="application/xml")
+        return sitemap_index([f"{other_host}/sitemap.xml", f"{root}/sitemap.xml"])
 
     handlers = {"/sitemap_index.xml": index, "/sitemap-moved.xml": redirect_to(f"{other_host}/sitemap.xml")}
     async with serve_asgi(site_app(sample_site, handlers=handlers)) as url:

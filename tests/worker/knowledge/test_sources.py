@@ -16,9 +16,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from eval.docusaurus_site import RenderedSite, render_site, site_app
 from fake_cohere.testing import serve_asgi
 from shared.settings import Settings
-from tests.factories import SAMPLE_BOOK, knowledge_settings
+from tests.factories import SAMPLE_BOOK, knowledge_settings, sitemap, sitemap_index
 from worker.knowledge import sources
-from worker.knowledge.indexing import IndexBuild, IndexingError
+from worker.knowledge.index_report import IndexingError
+from worker.knowledge.indexing import IndexBuild
 from worker.knowledge.markdown_chunks import chunk_book, chunk_document
 from worker.knowledge.sources import SourceError, load_folder, load_source, parse_sitemap
 from worker.knowledge.store import KnowledgeStore
@@ -201,7 +202,7 @@ async def test_a_sitemap_that_cannot_be_read_fails_the_job_and_changes_nothing(
     good = await IndexBuild(store, source=str(SAMPLE_BOOK), base_url="/docs", embedder=None).run()
     release = asyncio.Event()
 
-    async def sitemap(request: Request) -> Response:
+    async def serve_sitemap(request: Request) -> Response:
         if failure == "404":
             return PlainTextResponse("nope", status_code=404)
         if failure == "timeout":
@@ -211,7 +212,7 @@ async def test_a_sitemap_that_cannot_be_read_fails_the_job_and_changes_nothing(
         body = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><urlset><url><loc>&a;</loc></url></urlset>'
         return Response(body, media_type="application/xml")
 
-    async with serve_asgi(site_app(sample_site, handlers={"/sitemap.xml": sitemap})) as url:
+    async with serve_asgi(site_app(sample_site, handlers={"/sitemap.xml": serve_sitemap})) as url:
         job = IndexBuild(store, source=f"{url}/sitemap.xml", base_url="/docs", embedder=None)
         try:
             with pytest.raises(IndexingError, match="cannot read the sitemap"):
@@ -226,23 +227,17 @@ async def test_a_sitemap_that_cannot_be_read_fails_the_job_and_changes_nothing(
     }[failure]
     assert job.progress.status == "failed"
     assert job.progress.skipped[0].reason.startswith(expected)
-    assert await store.versions() == [good.collection]
+    assert await store.versions.names() == [good.collection]
 
 
 async def test_a_sitemap_index_is_followed_one_level(sample_site: RenderedSite) -> None:
     async def index(request: Request) -> Response:
         root = str(request.base_url).rstrip("/")
-        body = (
-            '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-            f"<sitemap><loc>{root}/docs/sitemap.xml</loc></sitemap>"
-            f"<sitemap><loc>{root}/missing/sitemap.xml</loc></sitemap></sitemapindex>"
-        )
-        return Response(body, media_type="application/xml")
+        return sitemap_index([f"{root}/docs/sitemap.xml", f"{root}/missing/sitemap.xml"])
 
     async def docs_sitemap(request: Request) -> Response:
         root = str(request.base_url).rstrip("/")
-        urls = "".join(f"<url><loc>{root}{route}</loc></url>" for route in sample_site.pages)
-        return Response(f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>')
+        return sitemap(f"{root}{route}" for route in sample_site.pages)
 
     async with serve_asgi(
         site_app(sample_site, handlers={"/sitemap_index.xml": index, "/docs/sitemap.xml": docs_sitemap})

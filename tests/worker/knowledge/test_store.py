@@ -1,44 +1,20 @@
-"""KnowledgeStore and indexing against qdrant-client's real embedded mode (no mocks, no network)."""
+"""KnowledgeStore: keyword and hybrid search, citations, writing, against qdrant-client's real embedded mode
+(no mocks, no network)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
-from pathlib import Path
 
 import pytest
 
 from shared.settings import Settings
-from tests.factories import DIM, SAMPLE_BOOK, HashEmbedder, knowledge_settings
-from worker.knowledge.indexing import EMBED_BATCH, IndexingError, ensure_indexed, index_book
+from tests.factories import DIM, SAMPLE_BOOK, HashEmbedder
 from worker.knowledge.markdown_chunks import chunk_book
-from worker.knowledge.store import (
-    KnowledgeStore,
-    KnowledgeStoreError,
-    point_id,
-)
+from worker.knowledge.point_layout import point_id
+from worker.knowledge.standalone_indexing import ensure_indexed, index_book
+from worker.knowledge.store import KnowledgeStore
 
-# --- indexing and keyword search ----------------------------------------------------------------
-
-
-async def test_ensure_indexed_indexes_once(store: KnowledgeStore, settings: Settings) -> None:
-    before = await store.status()
-    assert (before.exists, before.points, before.error) == (False, 0, None)
-    assert before.location == f"local:{settings.qdrant_path}"
-
-    report = await ensure_indexed(store, settings, None)
-    assert report is not None
-    assert report.documents == 6
-    assert report.chunks > 20
-    assert report.skipped == []
-    assert report.seconds > 0
-
-    after = await store.status()
-    assert after.exists and after.has_sparse and not after.has_dense
-    assert after.points == report.chunks
-
-    assert await ensure_indexed(store, settings, None) is None
-    assert (await store.status()).points == report.chunks
+# --- keyword search ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -105,17 +81,6 @@ async def test_index_survives_reopening(settings: Settings) -> None:
         await reopened.close()
 
 
-async def test_missing_or_empty_book_leaves_the_index_alone(store: KnowledgeStore, tmp_path: Path) -> None:
-    report = await index_book(store, SAMPLE_BOOK, "/docs", None)
-    empty = tmp_path / "empty-book"
-    empty.mkdir()
-    with pytest.raises(IndexingError, match="the folder holds no Markdown"):
-        await index_book(store, empty, "/docs", None)
-    with pytest.raises(IndexingError, match="not a folder"):
-        await index_book(store, tmp_path / "absent", "/docs", None)
-    assert (await store.status()).points == report.chunks
-
-
 # --- dense vectors and hybrid search -------------------------------------------------------------
 
 
@@ -150,76 +115,8 @@ async def test_dense_prefetch_really_takes_part(store: KnowledgeStore, settings:
     assert passages[0].id == point_id(target.doc, target.position)
 
 
-async def test_dense_size_change_triggers_reindex(tmp_path: Path) -> None:
-    first = knowledge_settings(tmp_path, cohere_embed_dimension=DIM)
-    store = await KnowledgeStore.open(first)
-    await ensure_indexed(store, first, HashEmbedder(DIM))
-    await store.close()
-
-    resized = knowledge_settings(tmp_path, cohere_embed_dimension=32)
-    store = await KnowledgeStore.open(resized)
-    try:
-        assert (await store.status()).dense_size == DIM
-        report = await ensure_indexed(store, resized, HashEmbedder(32))
-        assert report is not None
-        assert (await store.status()).dense_size == 32
-    finally:
-        await store.close()
-
-
-async def test_embedding_runs_in_batches_of_at_most_96(store: KnowledgeStore, tmp_path: Path) -> None:
-    book = tmp_path / "many"
-    book.mkdir()
-    sections = "\n\n".join(f"## Part {i}\n\nActuator number {i} drives joint {i}." for i in range(150))
-    (book / "01-many.md").write_text(f"# Many\n\n{sections}\n", encoding="utf-8")
-    embedder = HashEmbedder()
-    report = await index_book(store, book, "/docs", embedder)
-    assert report.chunks == 150
-    assert embedder.batches == [EMBED_BATCH, 150 - EMBED_BATCH]
-    assert (await store.status()).points == 150
-
-
-async def test_bad_embedder_fails_before_touching_the_collection(store: KnowledgeStore) -> None:
-    report = await index_book(store, SAMPLE_BOOK, "/docs", None)
-    with pytest.raises(IndexingError, match="32-dimensional"):
-        await index_book(store, SAMPLE_BOOK, "/docs", HashEmbedder(32))
-    status = await store.status()
-    assert status.points == report.chunks and not status.has_dense
-
-
 async def test_query_vector_on_a_keyword_only_collection_falls_back(store: KnowledgeStore, settings: Settings) -> None:
     await ensure_indexed(store, settings, None)
     await store.status()
     passages = await store.search("What is a VLA model?", HashEmbedder().vector("vla"), 3)
     assert passages[0].doc == "04-vla/01-vision-language-action.md"
-
-
-# --- remote Qdrant: URL handling and error reporting ---------------------------------------------
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def test_unreachable_qdrant_is_reported_with_host_and_port_but_no_key(tmp_path: Path) -> None:
-    port = closed_port()
-    key = "qk-very-secret-value-123"
-    settings = knowledge_settings(tmp_path, qdrant_url=f"https://127.0.0.1:{port}", qdrant_api_key=key)
-    store = await KnowledgeStore.open(settings)
-    try:
-        status = await store.status()
-        assert status.location == f"127.0.0.1:{port}"
-        assert status.error is not None
-        assert f"127.0.0.1:{port}" in status.error
-        assert "cannot reach" in status.error
-        assert key not in status.error
-        assert not status.exists
-        with pytest.raises(KnowledgeStoreError, match=f"127.0.0.1:{port}"):
-            await ensure_indexed(store, settings, None)
-        with pytest.raises(KnowledgeStoreError) as raised:
-            await store.search("robot", None, 3)
-        assert key not in str(raised.value)
-    finally:
-        await store.close()

@@ -12,7 +12,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.jobs import job_deserializer, job_serializer
+from shared.arq_redis import arq_redis
 from shared.reindex import (
     ReindexAlreadyRunning,
     ReindexProgress,
@@ -31,14 +31,12 @@ FINISH_TIMEOUT_S = 60.0
 
 
 @pytest.fixture
-async def arq_redis(redis: Redis, redis_url: str) -> AsyncIterator[ArqRedis]:
-    """arq's client on the test Redis (flushed by the ``redis`` fixture), as the gateway builds it."""
-    client = ArqRedis.from_url(redis_url)
-    client.job_serializer = job_serializer
-    client.job_deserializer = job_deserializer
+async def arq(make_settings: SettingsFactory) -> AsyncIterator[ArqRedis]:
+    """arq's client on the test Redis (flushed by the ``redis`` fixture), as every process builds it."""
+    client = arq_redis(make_settings())
     yield client
     await client.flushall()  # leave no lock or queued re-index behind for tests that do not flush
-    await client.aclose()
+    await client.aclose(close_connection_pool=True)
 
 
 async def finished(redis: Redis, job_id: str) -> ReindexProgress:
@@ -62,71 +60,71 @@ async def test_the_lock_admits_one_holder_at_a_time(redis: Redis) -> None:
     assert await running_job(redis) is None and await acquire_lock(redis, "job-b")
 
 
-async def test_requests_queue_one_job_and_refuse_a_second(arq_redis: ArqRedis) -> None:
-    first = await request_reindex(arq_redis, source="/book", mode="full", trigger="api")
-    assert first.status == "queued" and await running_job(arq_redis) == first.job_id
-    assert await arq_redis.get(keys.REINDEX_LATEST) == first.job_id.encode()
+async def test_requests_queue_one_job_and_refuse_a_second(arq: ArqRedis) -> None:
+    first = await request_reindex(arq, source="/book", mode="full", trigger="api")
+    assert first.status == "queued" and await running_job(arq) == first.job_id
+    assert await arq.get(keys.REINDEX_LATEST) == first.job_id.encode()
     with pytest.raises(ReindexAlreadyRunning) as refused:
-        await request_reindex(arq_redis, source="/book", mode="incremental", trigger="cli")
+        await request_reindex(arq, source="/book", mode="incremental", trigger="cli")
     assert refused.value.job_id == first.job_id
-    assert await arq_redis.zcard(keys.QUEUE_NAME) == 1
+    assert await arq.zcard(keys.QUEUE_NAME) == 1
 
 
 async def test_first_start_is_the_same_job_and_a_requested_one_replaces_the_version(
-    make_settings: SettingsFactory, arq_redis: ArqRedis, tmp_path: Path
+    make_settings: SettingsFactory, arq: ArqRedis, tmp_path: Path
 ) -> None:
     settings = make_settings(book_source=str(SAMPLE_BOOK))
     async with running_worker(settings) as worker:
         await worker_ready(worker)
-        latest = (await arq_redis.get(keys.REINDEX_LATEST)).decode()
-        startup = await finished(arq_redis, latest)
+        latest = (await arq.get(keys.REINDEX_LATEST)).decode()
+        startup = await finished(arq, latest)
         assert (startup.trigger, startup.status, startup.mode_used) == ("startup", "complete", "full")
         assert startup.message == "first start: collection missing"
-        assert await running_job(arq_redis) is None  # released
+        assert await running_job(arq) is None  # released
 
-        queued = await request_reindex(arq_redis, source=str(SAMPLE_BOOK), mode="incremental", trigger="api")
-        done = await finished(arq_redis, queued.job_id)
+        queued = await request_reindex(arq, source=str(SAMPLE_BOOK), mode="incremental", trigger="api")
+        done = await finished(arq, queued.job_id)
         assert done.status == "complete" and done.documents_unchanged == 6 and done.collection == startup.collection
 
-        full = await request_reindex(arq_redis, source=str(SAMPLE_BOOK), mode="full", trigger="api")
-        rebuilt = await finished(arq_redis, full.job_id)
+        full = await request_reindex(arq, source=str(SAMPLE_BOOK), mode="full", trigger="api")
+        rebuilt = await finished(arq, full.job_id)
         assert rebuilt.status == "complete" and rebuilt.previous_collection == startup.collection
-        assert rebuilt.points == startup.points and await running_job(arq_redis) is None
+        assert rebuilt.points == startup.points and await running_job(arq) is None
 
 
 async def test_a_job_for_a_missing_source_fails_and_frees_the_lock(
-    make_settings: SettingsFactory, arq_redis: ArqRedis, tmp_path: Path
+    make_settings: SettingsFactory, arq: ArqRedis, tmp_path: Path
 ) -> None:
     async with running_worker(make_settings()) as worker:
         await worker_ready(worker)
-        queued = await request_reindex(arq_redis, source=str(tmp_path / "nowhere"), mode="full", trigger="api")
-        failed = await finished(arq_redis, queued.job_id)
+        queued = await request_reindex(arq, source=str(tmp_path / "nowhere"), mode="full", trigger="api")
+        failed = await finished(arq, queued.job_id)
         assert failed.status == "failed" and "not a folder" in (failed.error or "")
-        assert await running_job(arq_redis) is None
+        assert await running_job(arq) is None
 
 
-async def test_a_job_whose_lock_another_holds_does_not_run(make_settings: SettingsFactory, arq_redis: ArqRedis) -> None:
+async def test_a_job_whose_lock_another_holds_does_not_run(make_settings: SettingsFactory, arq: ArqRedis) -> None:
     async with running_worker(make_settings()) as worker:
         await worker_ready(worker)
-        queued = await request_reindex(arq_redis, source=str(SAMPLE_BOOK), mode="full", trigger="api")
+        queued = await request_reindex(arq, source=str(SAMPLE_BOOK), mode="full", trigger="api")
         # the lease ran out (say the job sat in the queue too long) and someone else took the lock
-        assert await release_lock(arq_redis, queued.job_id) and await acquire_lock(arq_redis, "someone-else")
-        failed = await finished(arq_redis, queued.job_id)
+        assert await release_lock(arq, queued.job_id) and await acquire_lock(arq, "someone-else")
+        failed = await finished(arq, queued.job_id)
         assert failed.status == "failed" and failed.error == "another re-index (someone-else) is running"
-        assert await running_job(arq_redis) == "someone-else"
+        assert await running_job(arq) == "someone-else"
 
 
-async def test_the_schedule_queues_incremental_jobs(make_settings: SettingsFactory, arq_redis: ArqRedis) -> None:
+async def test_the_schedule_queues_incremental_jobs(make_settings: SettingsFactory, arq: ArqRedis) -> None:
     settings = make_settings(book_source=str(SAMPLE_BOOK), reindex_every_s=0.2)
     async with running_worker(settings) as worker:
         await worker_ready(worker)
         deadline = time.monotonic() + FINISH_TIMEOUT_S
         scheduled: ReindexProgress | None = None
         while scheduled is None and time.monotonic() < deadline:
-            latest = await arq_redis.get(keys.REINDEX_LATEST)
-            progress = await read_progress(arq_redis, latest.decode()) if latest else None
+            latest = await arq.get(keys.REINDEX_LATEST)
+            progress = await read_progress(arq, latest.decode()) if latest else None
             if progress is not None and progress.trigger == "schedule":
-                scheduled = await finished(arq_redis, progress.job_id)
+                scheduled = await finished(arq, progress.job_id)
             else:
                 await asyncio.sleep(0.05)
         assert scheduled is not None, "no scheduled re-index ran"

@@ -13,7 +13,7 @@ from shared.health import HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.turn_events import TurnEventWriter
 from tests.conftest import SettingsFactory
 from tests.factories import SAMPLE_BOOK
-from worker.knowledge.indexing import ensure_indexed
+from worker.knowledge.standalone_indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status

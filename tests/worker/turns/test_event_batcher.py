@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared import keys
-from shared.protocol import AcceptedEvent, CitationEvent, DoneEvent, ErrorCode, ErrorEvent
-from shared.turn_events import TurnEventWriter, TurnStreamLost
+from shared.protocol import AcceptedEvent, CitationEvent, DoneEvent, ErrorCode, ErrorEvent, SourcesEvent
+from shared.turn_events import TurnEventWriter, TurnHandedOn, TurnStreamLost
 from worker.turns.event_sink import EventBatcher, TurnEnded, WriterStopped
 
 
@@ -178,3 +178,39 @@ async def test_a_stopped_writer_answers_every_waiting_turn(redis: Redis, writer:
     for sink in (in_flight, queued):
         with pytest.raises(WriterStopped):
             await sink.drain()
+
+
+async def test_a_turn_handed_on_takes_no_more_writes_from_its_first_try(redis: Redis, writer: TurnEventWriter) -> None:
+    stalled, other = "8" * 32, "9" * 32
+    for turn_id in (stalled, other):
+        await started(writer, turn_id)
+        await redis.set(keys.turn_owner(turn_id), f"first try of {turn_id}")
+    batcher = EventBatcher(writer)
+    first, going = batcher.sink(stalled, f"first try of {stalled}"), batcher.sink(other, f"first try of {other}")
+    await first.emit(SourcesEvent(turn_id=stalled, sources=[]))
+    await redis.set(keys.turn_owner(stalled), "second try")  # the reaper handed it on, another worker took it
+    first.delta("a stale ")
+    going.delta("fine")
+    with pytest.raises(TurnHandedOn):
+        await first.drain()
+    await going.drain()
+    assert first.handed_on and not going.handed_on
+    with pytest.raises(TurnHandedOn):
+        first.delta("answer")
+    with pytest.raises(TurnHandedOn):
+        await first.fail(ErrorEvent(turn_id=stalled, code=ErrorCode.INTERNAL, message="not this try's to end"))
+    second = batcher.sink(stalled, "second try")
+    second.delta("the answer")
+    await second.emit(DoneEvent(turn_id=stalled, answer=second.answer, provider="offline"))
+    assert [e["type"] for e in await stream(redis, stalled)] == ["sources", "delta", "done"]
+    assert [e.get("text") for e in await stream(redis, stalled)][1] == "the answer"
+    assert [e["text"] for e in await stream(redis, other)] == ["fine"]
+    assert not await redis.exists(keys.turn_owner(stalled)), "the terminal event ends the ownership"
+
+
+async def test_the_gateways_writes_need_no_owner(redis: Redis, writer: TurnEventWriter) -> None:
+    turn_id = "c" * 32
+    await started(writer, turn_id)
+    await redis.set(keys.turn_owner(turn_id), "a worker's try")
+    await writer.append(turn_id, [ErrorEvent(turn_id=turn_id, code=ErrorCode.CANCELLED, message="cancelled")])
+    assert [e["code"] for e in await stream(redis, turn_id)] == ["cancelled"]
