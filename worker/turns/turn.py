@@ -271,11 +271,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     except TurnEnded:
         logger.info("turn %s ended elsewhere; stopped generating", job.turn_id)
     except TurnHandedOn:
-        # Stalled past its heartbeat's TTL (not dead): the reaper gave the turn to another worker, which answers
-        # it; nothing of this try went out after that, and it leaves no error and no record behind. Ending the
-        # job would take it off arq's queue, perhaps before the second try started: arq's Retry leaves it there.
-        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
-        raise Retry from None
+        pass  # below, whichever write learnt it (an error this try meant to end the turn with is refused too)
     except asyncio.CancelledError:
         # Cancelled by a client (the gateway already wrote ``cancelled``, so this is refused) or by a
         # shutdown that outlasted SHUTDOWN_GRACE_S: then the client learns why.
@@ -303,6 +299,12 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
                 record_turn(services.redis, services.settings, job, sink, second_try=earlier is not None)
             )
         await asyncio.shield(_unregister(services, job.turn_id))
+    if sink.handed_on:
+        # Stalled past its heartbeat's TTL (not dead): the reaper gave the turn to another worker, which answers
+        # it; nothing of this try went out after that, and it leaves no error and no record behind. Ending the
+        # job would take it off arq's queue, perhaps before the second try started: arq's Retry leaves it there.
+        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
+        raise Retry
 
 
 async def _register(services: WorkerServices, turn_id: str, owner: str) -> None:
