@@ -85,6 +85,11 @@ class ConversationOwners:
             return None
         return owner.reader_id or ANONYMOUS
 
+    async def owned_by(self, conversation_id: str, reader_id: str) -> bool:
+        """Whether Redis knows the conversation as this reader's (also before the database has any of it)."""
+        raw = await self._redis.get(keys.conversation_owner(conversation_id))
+        return raw is not None and raw.decode() == reader_id
+
     async def forget(self, conversation_id: str) -> None:
         """The conversation was deleted: its memory goes, and an ask naming it starts a new conversation
         (its turns would not be kept)."""

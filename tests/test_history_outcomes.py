@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -199,3 +200,23 @@ async def test_a_conversation_deleted_while_a_turn_of_it_runs_stays_deleted(
         await written(worker, 3)
         listed = (await api.get("/api/conversations")).json()["conversations"]
         assert [c["id"] for c in listed] == [again.of("accepted")[0]["conversation_id"]]
+
+
+async def test_a_conversation_deleted_during_its_first_turn_stays_deleted(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake, redis: Redis
+) -> None:
+    """Nothing of it is in the database yet: Redis knows whose it is, and that is enough to delete it."""
+    settings = cohere_settings()
+    await fake_cohere.set_knobs(tokens_per_second=20)
+    async with started_worker(settings) as worker, running_gateway(settings) as url, reader_chat(url) as (client, api):
+        running = await ask_until(client, "delta")
+        conversation_id = running.of("accepted")[0]["conversation_id"]
+        assert (await api.delete(f"/api/conversations/{conversation_id}")).status_code == 204
+        assert (await api.delete(f"/api/conversations/{uuid.uuid4().hex}")).status_code == 404, "nobody's"
+        await client.collect(running)
+        assert running.terminal["type"] == "done"
+        await job_finished(worker, running.turn_id)
+        await written(worker, 1)
+        assert await waiting_records(redis) == 0
+        assert (await api.get(f"/api/conversations/{conversation_id}")).status_code == 404
+        assert (await api.get("/api/conversations")).json()["conversations"] == []

@@ -106,15 +106,23 @@ async def get_conversation(
     }
 
 
-async def delete_conversation(sessions: async_sessionmaker[AsyncSession], reader_id: str, conversation_id: str) -> bool:
+async def delete_conversation(
+    sessions: async_sessionmaker[AsyncSession], reader_id: str, conversation_id: str, *, unwritten_ours: bool = False
+) -> bool:
     """Delete the reader's conversation (its turns and ratings with it) and keep its id as deleted, so that
-    the record of a turn still running cannot bring it back (shared/db/turn_history.py)."""
+    the record of a turn still running cannot bring it back (shared/db/turn_history.py). ``unwritten_ours``:
+    the caller knows the conversation is the reader's though the database has none of it yet (its first
+    turns still running, or their records still waiting in Redis); it is marked deleted all the same."""
     async with sessions.begin() as session:
         result = await session.execute(
             delete(Conversation).where(Conversation.id == conversation_id, Conversation.reader_id == reader_id)
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return False
+        deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+        if not deleted and (
+            not unwritten_ours
+            or await session.scalar(select(Conversation.id).where(Conversation.id == conversation_id))
+        ):
+            return False  # not the reader's (or known nowhere)
         insert = upsert_statement(session, DeletedConversation).values(id=conversation_id, deleted_at=utc_now())
         await session.execute(insert.on_conflict_do_nothing(index_elements=[DeletedConversation.id]))
     return True

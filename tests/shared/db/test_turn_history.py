@@ -77,6 +77,20 @@ async def test_records_of_a_deleted_conversation_are_dropped_not_resurrected(dat
     assert (owner.exists, owner.deleted) == (False, True)
 
 
+async def test_a_conversation_not_written_yet_is_deleted_only_when_known_as_the_readers(database: Database) -> None:
+    reader_id, _ = await a_reader(database)
+    other_id, _ = await a_reader(database)
+    theirs = a_turn_record(reader_id=other_id)
+    await write_turns(database.sessions, [theirs])
+    assert not await delete_conversation(database.sessions, reader_id, theirs.conversation_id, unwritten_ours=True)
+    assert not await delete_conversation(database.sessions, reader_id, "nobody-knows-it")
+    running = a_turn_record(reader_id=reader_id)  # its turn still runs: the database has nothing of it
+    assert await delete_conversation(database.sessions, reader_id, running.conversation_id, unwritten_ours=True)
+    assert await write_turns(database.sessions, [running]) == 0
+    assert await get_conversation(database.sessions, reader_id, running.conversation_id) is None
+    assert await get_conversation(database.sessions, other_id, theirs.conversation_id) is not None
+
+
 odd_text = st.text(
     alphabet=st.characters(codec=None, exclude_categories=()), min_size=1, max_size=60
 ) | st.sampled_from(["'; DROP TABLE turns; --", "\x00", "\ud800", "Robert'); DELETE FROM readers;--", "%s %(x)s ?"])
