@@ -18,6 +18,7 @@ from shared.db.database import Database, within
 logger = logging.getLogger(__name__)
 
 ANONYMOUS = "-"
+DELETED = "!deleted"  # the owner of a deleted conversation: never a reader, so nobody continues it
 DATABASE_WAIT_S = 1.0
 
 
@@ -78,6 +79,16 @@ class ConversationOwners:
         except Exception as exc:
             logger.warning("conversation owner unknown, the database failed (%s)", type(exc).__name__)
             return False
+        if owner.deleted:
+            return DELETED
         if not owner.exists:
             return None
         return owner.reader_id or ANONYMOUS
+
+    async def forget(self, conversation_id: str) -> None:
+        """The conversation was deleted: its memory goes, and an ask naming it starts a new conversation
+        (its turns would not be kept)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.conversation(conversation_id))
+            pipe.set(keys.conversation_owner(conversation_id), DELETED, ex=self._ttl_s)
+            await pipe.execute()

@@ -217,6 +217,7 @@ async def forget_conversation(conversation_id: ConversationId, services: Service
         return reader
     if not await delete_conversation(await services.database.ready_sessions(), reader, conversation_id):
         return not_found("conversation")
+    await services.owners.forget(conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -98,6 +98,18 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
+class DeletedConversation(Base):
+    """A conversation its reader deleted, kept as its id alone: a turn of it that was still running when it
+    was deleted writes its record afterwards, and the writer drops it instead of bringing the conversation
+    back (shared/db/turn_history.py). Purged with the history retention."""
+
+    __tablename__ = "deleted_conversations"
+    __table_args__ = (Index("ix_deleted_conversations_deleted_at", "deleted_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
 class Turn(Base):
     """One finished turn, as its client saw it; ``status`` is ``done`` or the error code it ended with."""
 

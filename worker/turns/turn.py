@@ -261,6 +261,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         earlier = await earlier_try(services.redis, job.turn_id)
         if earlier.sent_answer:
             await _end_with(sink, ErrorCode.WORKER_LOST, "the worker answering this question stopped; please ask again")
+            await asyncio.shield(record_turn(services.redis, services.settings, job, sink, second_try=True))
             await _unregister(services, job.turn_id)
             return
         logger.info("turn %s: second try, its first worker died before answering", job.turn_id)
@@ -294,7 +295,9 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     finally:
         services.metrics.observe_turn(time.time() - started)
         if not sink.handed_on:  # the try that answers the turn records it
-            await asyncio.shield(record_turn(services.redis, services.settings, job, sink))
+            await asyncio.shield(
+                record_turn(services.redis, services.settings, job, sink, second_try=earlier is not None)
+            )
         await asyncio.shield(_unregister(services, job.turn_id))
     if sink.handed_on:
         # Stalled past its heartbeat's TTL (not dead): the reaper gave the turn to another worker, which answers

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from shared.db.conversations import list_conversations, purge_idle_conversations
+from shared.db.conversations import delete_conversation, list_conversations, purge_idle_conversations
 from shared.db.database import Database
 from shared.db.feedback import save_feedback
-from shared.db.models import Feedback, Reader, Turn
+from shared.db.models import DeletedConversation, Feedback, Reader, Turn, utc_now
 from shared.db.readers import delete_reader, reader_by_subject, reader_by_token
 from shared.db.turn_history import write_turns
 from shared.protocol import FeedbackFields
@@ -74,3 +75,21 @@ async def test_conversations_idle_past_the_retention_are_purged(database: Databa
     page = await list_conversations(database.sessions, reader_id)
     assert [c.id for c in page.conversations] == [recent.conversation_id]
     assert await count(database, Turn) == 1 and await count(database, Feedback) == 0
+
+
+async def test_deleted_conversation_ids_are_kept_for_the_retention_then_purged(database: Database) -> None:
+    reader_id, _ = await a_reader(database)
+    records = [a_turn_record(reader_id=reader_id) for _ in range(2)]
+    await write_turns(database.sessions, records)
+    for record in records:
+        assert await delete_conversation(database.sessions, reader_id, record.conversation_id)
+    async with database.sessions.begin() as session:
+        await session.execute(
+            update(DeletedConversation)
+            .where(DeletedConversation.id == records[0].conversation_id)
+            .values(deleted_at=utc_now() - timedelta(days=200))
+        )
+    await purge_idle_conversations(database.sessions, 180)
+    async with database.sessions() as session:
+        kept = (await session.scalars(select(DeletedConversation.id))).all()
+    assert kept == [records[1].conversation_id]
