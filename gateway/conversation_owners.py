@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.db.conversations import conversation_owner
 from shared.db.database import Database, within
+from shared.db.readers import joined_into
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,13 @@ class ConversationOwners:
             else:
                 owner = known
                 await self._redis.set(key, owner, ex=self._ttl_s, nx=True)
+        if (
+            isinstance(owner, str)
+            and owner not in (me, ANONYMOUS, DELETED)
+            and reader_id is not None
+            and await self._joined(owner, reader_id)
+        ):
+            owner = me  # started on this device before its reader signed in: the account's now
         if owner == me or (owner == ANONYMOUS and reader_id is not None):
             # the reader's own, or an anonymous one this reader continues (it becomes theirs)
             await self._redis.set(key, me, ex=self._ttl_s)
@@ -89,6 +97,17 @@ class ConversationOwners:
         """Whether Redis knows the conversation as this reader's (also before the database has any of it)."""
         raw = await self._redis.get(keys.conversation_owner(conversation_id))
         return raw is not None and raw.decode() == reader_id
+
+    async def _joined(self, earlier_reader: str, reader_id: str) -> bool:
+        """Whether ``earlier_reader`` (an anonymous reader) joined ``reader_id``'s account."""
+        if self._database is None:
+            return False
+        try:
+            sessions = await self._database.ready_sessions(DATABASE_WAIT_S)
+            return await within(DATABASE_WAIT_S, joined_into(sessions, earlier_reader)) == reader_id
+        except Exception as exc:
+            logger.warning("could not tell whether a reader joined an account (%s)", type(exc).__name__)
+            return False
 
     async def forget(self, conversation_id: str) -> None:
         """The conversation was deleted: its memory goes, and an ask naming it starts a new conversation

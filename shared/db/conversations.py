@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import Conversation, DeletedConversation, Feedback, Turn, utc_now
+from shared.db.models import Conversation, DeletedConversation, Feedback, JoinedReader, Turn, utc_now
 from shared.db.upsert import upsert_statement
 
 PAGE_SIZE = 20
@@ -141,9 +141,10 @@ async def conversation_owner(sessions: async_sessionmaker[AsyncSession], convers
 
 async def purge_idle_conversations(sessions: async_sessionmaker[AsyncSession], older_than_days: int) -> int:
     """Delete conversations (their turns and feedback with them) untouched for ``older_than_days``, and the
-    ids of conversations deleted that long ago (no record of theirs still waits by then)."""
+    ids of conversations deleted and of readers joined that long ago (no record of theirs still waits by then)."""
     cutoff = utc_now() - timedelta(days=older_than_days)
     async with sessions.begin() as session:
         result = await session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))
         await session.execute(delete(DeletedConversation).where(DeletedConversation.deleted_at < cutoff))
+        await session.execute(delete(JoinedReader).where(JoinedReader.joined_at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]

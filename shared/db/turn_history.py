@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import case, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import TITLE_CHARS, Conversation, DeletedConversation, Reader, Turn
+from shared.db.models import TITLE_CHARS, Conversation, DeletedConversation, JoinedReader, Reader, Turn
 from shared.db.text import storable, storable_json, storable_or_none
 from shared.db.upsert import upsert_statement
 from shared.history import TurnRecord
@@ -38,6 +38,21 @@ async def write_turns(sessions: async_sessionmaker[AsyncSession], records: Seque
         existing: set[str] = set()
         if reader_ids:
             existing = set((await session.scalars(select(Reader.id).where(Reader.id.in_(reader_ids)))).all())
+        if reader_ids - existing:
+            # anonymous readers that joined an account since their turn started: their records follow them
+            joined = dict(
+                (
+                    await session.execute(
+                        select(JoinedReader.id, JoinedReader.reader_id).where(
+                            JoinedReader.id.in_(reader_ids - existing)
+                        )
+                    )
+                ).all()
+            )
+            records = [
+                r.model_copy(update={"reader_id": joined[r.reader_id]}) if r.reader_id in joined else r for r in records
+            ]
+            existing |= set(joined.values())
         kept = [r for r in records if r.reader_id is None or r.reader_id in existing]
         if len(kept) < len(records):
             logger.info("dropped %d turn records of deleted readers", len(records) - len(kept))
