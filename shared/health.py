@@ -14,7 +14,7 @@ HEARTBEAT_INTERVAL_S = 1.0
 INDEXING_FAILURE_TTL_S = 180
 # The worker counts as gone once its heartbeat key has not been written for this long: its turns are handed on
 # or end with worker_lost (gateway/reaper.py) 6-7 s after it died. Six beats: an event loop slowed by a starved
-# CPU wrote it at most 2.1 s apart at load average 9 on 2 cores (bench/analysis.md, item 22).
+# CPU wrote it up to 3.9 s apart at load average 9-10 on 2 cores (bench/analysis.md, item 22).
 HEARTBEAT_TTL_S = 6
 
 
