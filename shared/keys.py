@@ -49,8 +49,8 @@ def turn_retried(turn_id: str) -> str:
 
 def turn_owner(turn_id: str) -> str:
     """Which try of the turn may write its events: a token the worker running it sets when it starts. The reaper
-    deletes it when it hands the turn on, so a first try that was only stalled finds its writes refused; the
-    turn's terminal event deletes it."""
+    deletes it when it hands the turn on, so a first try that was only stalled finds its writes refused, then or
+    after the second try has ended the turn; it lapses a minute after the turn's timeout."""
     return f"{PREFIX}:turn:{turn_id}:owner"
 
 

@@ -309,8 +309,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
 
 async def _register(services: WorkerServices, turn_id: str, owner: str) -> None:
     """Make the turn this try's (``owner``), and list it under this worker, so that if the worker dies the
-    gateway's reaper can hand it on or end it. The owner token outlives the turn's own timeout; the turn's
-    terminal event deletes it."""
+    gateway's reaper can hand it on or end it. The owner token outlives the turn's own timeout."""
     async with services.redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.turn_owner(turn_id), owner, ex=int(services.settings.turn_timeout_s) + OWNER_MARGIN_S)
         list_turn(pipe, services.worker_id, turn_id)
