@@ -18,7 +18,17 @@ from fake_cohere.testing import RunningFake
 from shared.history import waiting_records
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
-from tests.stack import ChatClient, Turn, chat, running_gateway, running_worker, worker_process, worker_ready
+from tests.stack import (
+    ChatClient,
+    Turn,
+    chat,
+    history_written,
+    running_gateway,
+    running_worker,
+    stack_with_worker,
+    worker_process,
+    worker_ready,
+)
 from worker.app import TutorWorker
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -55,10 +65,9 @@ async def started_worker(settings: Settings) -> AsyncIterator[TutorWorker]:
 
 async def written(worker: TutorWorker, count: int, timeout_s: float = 60) -> int:
     """Until the worker's history writer has written ``count`` records; how many it wrote."""
+    await history_written(worker, count, timeout_s)
     writer = worker.state.history_writer
-    assert writer is not None
-    await asyncio.wait_for(writer.wait_written(count), timeout_s)
-    assert writer.dropped == 0
+    assert writer is not None and writer.dropped == 0
     return writer.written
 
 
@@ -93,7 +102,7 @@ async def test_a_turn_cancelled_mid_answer_is_kept_as_cancelled_with_what_was_sh
 ) -> None:
     await fake_cohere.set_knobs(tokens_per_second=10)
     settings = cohere_settings(admin_token=ADMIN)
-    async with started_worker(settings) as worker, running_gateway(settings) as url, reader_chat(url) as (client, api):
+    async with stack_with_worker(settings) as (url, worker), reader_chat(url) as (client, api):
         turn = await ask_until(client, "delta")
         await client.send({"type": "cancel", "turn_id": turn.turn_id})
         await client.collect(turn)
@@ -161,7 +170,7 @@ async def test_a_turn_whose_worker_died_is_kept_as_worker_lost_with_what_was_sho
 
 async def test_a_cancel_after_done_changes_nothing(cohere_settings: SettingsFactory, redis: Redis) -> None:
     settings = cohere_settings(admin_token=ADMIN)
-    async with started_worker(settings) as worker, running_gateway(settings) as url, reader_chat(url) as (client, api):
+    async with stack_with_worker(settings) as (url, worker), reader_chat(url) as (client, api):
         turn = await client.ask(QUESTION)
         assert turn.terminal["type"] == "done"
         await client.send({"type": "cancel", "turn_id": turn.turn_id})  # refused by the append script
@@ -178,7 +187,7 @@ async def test_a_conversation_deleted_while_a_turn_of_it_runs_stays_deleted(
     cohere_settings: SettingsFactory, fake_cohere: RunningFake, redis: Redis
 ) -> None:
     settings = cohere_settings()
-    async with started_worker(settings) as worker, running_gateway(settings) as url, reader_chat(url) as (client, api):
+    async with stack_with_worker(settings) as (url, worker), reader_chat(url) as (client, api):
         first = await client.ask(QUESTION)
         conversation_id = first.of("accepted")[0]["conversation_id"]
         await written(worker, 1)
@@ -208,7 +217,7 @@ async def test_a_conversation_deleted_during_its_first_turn_stays_deleted(
     """Nothing of it is in the database yet: Redis knows whose it is, and that is enough to delete it."""
     settings = cohere_settings()
     await fake_cohere.set_knobs(tokens_per_second=20)
-    async with started_worker(settings) as worker, running_gateway(settings) as url, reader_chat(url) as (client, api):
+    async with stack_with_worker(settings) as (url, worker), reader_chat(url) as (client, api):
         running = await ask_until(client, "delta")
         conversation_id = running.of("accepted")[0]["conversation_id"]
         assert (await api.delete(f"/api/conversations/{conversation_id}")).status_code == 204

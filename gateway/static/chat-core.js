@@ -313,7 +313,8 @@ export class Chat {
       provider: t.provider ?? null,
       error: t.status === 'done' ? null : { code: t.status, message: '' },
       lastId: null,
-      stopRequested: false,
+      // a turn kept as cancelled was stopped (by the reader, or by leaving): not an error to retry
+      stopRequested: t.status === 'cancelled',
       grounded: t.grounded !== false,
       suggestions: [],
       feedback: t.feedback ?? null,
