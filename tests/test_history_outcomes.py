@@ -191,7 +191,7 @@ async def test_a_conversation_deleted_while_a_turn_of_it_runs_stays_deleted(
         first = await client.ask(QUESTION)
         conversation_id = first.of("accepted")[0]["conversation_id"]
         await written(worker, 1)
-        await fake_cohere.set_knobs(tokens_per_second=20)
+        await fake_cohere.set_knobs(tokens_per_second=10)
         await client.send({"type": "ask", "question": "And how is it tested?", "conversation_id": conversation_id})
         running = await client.collect(until="delta")
         assert (await api.delete(f"/api/conversations/{conversation_id}")).status_code == 204
@@ -216,7 +216,7 @@ async def test_a_conversation_deleted_during_its_first_turn_stays_deleted(
 ) -> None:
     """Nothing of it is in the database yet: Redis knows whose it is, and that is enough to delete it."""
     settings = cohere_settings()
-    await fake_cohere.set_knobs(tokens_per_second=20)
+    await fake_cohere.set_knobs(tokens_per_second=10)
     async with stack_with_worker(settings) as (url, worker), reader_chat(url) as (client, api):
         running = await ask_until(client, "delta")
         conversation_id = running.of("accepted")[0]["conversation_id"]

@@ -156,7 +156,7 @@ async def test_a_turn_running_while_its_reader_signs_in_joins_the_account_and_it
             await worker_ready(worker)
             writer = worker.state.history_writer
             assert writer is not None
-            await fake_cohere.set_knobs(tokens_per_second=20)
+            await fake_cohere.set_knobs(tokens_per_second=10)
             async with chat(url) as device, chat(url) as signed_in:
                 await device.send({"type": "hello"})
                 anonymous = await device.receive()
