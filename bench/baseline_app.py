@@ -29,6 +29,7 @@ from shared.jobs import TurnJob
 from shared.logs import configure_logging
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, _Event, bad_frame, client_frame_adapter
 from shared.settings import Settings, load_settings
+from shared.turn_events import TurnAppend
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import CohereProvider
@@ -69,8 +70,8 @@ class SocketEventWriter:
             ids.append(event_id)
         return ids
 
-    async def append_many(self, batch: Sequence[tuple[str, Sequence[_Event]]]) -> list[list[str] | None]:
-        return [await self.append(turn_id, events) for turn_id, events in batch]
+    async def append_many(self, batch: Sequence[TurnAppend]) -> list[list[str] | None]:
+        return [await self.append(part.turn_id, part.events) for part in batch]
 
 
 async def answer_ask(services: WorkerServices, websocket: WebSocket, ask: AskFrame) -> None:

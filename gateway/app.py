@@ -88,9 +88,12 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=GatewayMetrics(relay),
             database=database,
             readers=ReaderAuth(database, sign_in),
+            owners=owners,
         )
         stop_reaper = asyncio.Event()
-        reaper = asyncio.create_task(run_reaper(redis, app.state.services.turns.events, stop_reaper), name="reaper")
+        reaper = asyncio.create_task(
+            run_reaper(redis, app.state.services.turns.events, settings.provider, stop_reaper), name="reaper"
+        )
         logger.info("gateway ready on port %d (provider: %s)", settings.port, settings.provider)
         try:
             yield

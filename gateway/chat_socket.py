@@ -268,9 +268,8 @@ async def forward_turn_events(
     async with services.relay.subscribe(turn_id, push, after) as sub:
         if not await wait_event(sub.terminal, deadline):
             with contextlib.suppress(TurnStreamLost):
-                await services.turns.events.append(
-                    turn_id,
-                    [ErrorEvent(turn_id=turn_id, code=ErrorCode.TIMEOUT, message="the turn took too long")],
+                await services.turns.end(
+                    ErrorEvent(turn_id=turn_id, code=ErrorCode.TIMEOUT, message="the turn took too long")
                 )
             await services.turns.cancel(turn_id, message="the turn took too long")
             await wait_event(sub.terminal, 5)

@@ -14,10 +14,12 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.db.conversations import conversation_owner
 from shared.db.database import Database, within
+from shared.db.readers import joined_into
 
 logger = logging.getLogger(__name__)
 
 ANONYMOUS = "-"
+DELETED = "!deleted"  # the owner of a deleted conversation: never a reader, so nobody continues it
 DATABASE_WAIT_S = 1.0
 
 
@@ -55,6 +57,13 @@ class ConversationOwners:
             else:
                 owner = known
                 await self._redis.set(key, owner, ex=self._ttl_s, nx=True)
+        if (
+            isinstance(owner, str)
+            and owner not in (me, ANONYMOUS, DELETED)
+            and reader_id is not None
+            and await self._joined(owner, reader_id)
+        ):
+            owner = me  # started on this device before its reader signed in: the account's now
         if owner == me or (owner == ANONYMOUS and reader_id is not None):
             # the reader's own, or an anonymous one this reader continues (it becomes theirs)
             await self._redis.set(key, me, ex=self._ttl_s)
@@ -78,6 +87,32 @@ class ConversationOwners:
         except Exception as exc:
             logger.warning("conversation owner unknown, the database failed (%s)", type(exc).__name__)
             return False
+        if owner.deleted:
+            return DELETED
         if not owner.exists:
             return None
         return owner.reader_id or ANONYMOUS
+
+    async def owned_by(self, conversation_id: str, reader_id: str) -> bool:
+        """Whether Redis knows the conversation as this reader's (also before the database has any of it)."""
+        raw = await self._redis.get(keys.conversation_owner(conversation_id))
+        return raw is not None and raw.decode() == reader_id
+
+    async def _joined(self, earlier_reader: str, reader_id: str) -> bool:
+        """Whether ``earlier_reader`` (an anonymous reader) joined ``reader_id``'s account."""
+        if self._database is None:
+            return False
+        try:
+            sessions = await self._database.ready_sessions(DATABASE_WAIT_S)
+            return await within(DATABASE_WAIT_S, joined_into(sessions, earlier_reader)) == reader_id
+        except Exception as exc:
+            logger.warning("could not tell whether a reader joined an account (%s)", type(exc).__name__)
+            return False
+
+    async def forget(self, conversation_id: str) -> None:
+        """The conversation was deleted: its memory goes, and an ask naming it starts a new conversation
+        (its turns would not be kept)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.conversation(conversation_id))
+            pipe.set(keys.conversation_owner(conversation_id), DELETED, ex=self._ttl_s)
+            await pipe.execute()

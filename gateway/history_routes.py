@@ -215,8 +215,13 @@ async def forget_conversation(conversation_id: ConversationId, services: Service
     reader = await _reader(services, credentials)
     if isinstance(reader, JSONResponse):
         return reader
-    if not await delete_conversation(await services.database.ready_sessions(), reader, conversation_id):
+    # one whose turns are not written yet (still running, or waiting in Redis for the database) is the
+    # reader's when Redis says so: it is deleted all the same, and its records are dropped when they come
+    owned = await services.owners.owned_by(conversation_id, reader)
+    sessions = await services.database.ready_sessions()
+    if not await delete_conversation(sessions, reader, conversation_id, unwritten_ours=owned):
         return not_found("conversation")
+    await services.owners.forget(conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

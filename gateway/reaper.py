@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
 from shared import keys
+from shared.ended_turns import Provider, end_turn
 from shared.protocol import ErrorCode, ErrorEvent
 from shared.second_try import RETRIED_MARK_TTL_S, earlier_try
 from shared.turn_events import TurnEventWriter, TurnStreamLost
@@ -29,8 +30,8 @@ logger = logging.getLogger(__name__)
 REAP_INTERVAL_S = 1.0
 
 
-async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
-    """One pass; returns how many turns it ended."""
+async def reap_lost_workers(redis: Redis, events: TurnEventWriter, provider: Provider) -> int:
+    """One pass; returns how many turns it ended (each recorded in history: its worker cannot)."""
     ended = 0
     for raw_id in await redis.smembers(keys.WORKERS_WITH_TURNS):  # type: ignore[misc]
         worker_id = raw_id.decode()
@@ -54,7 +55,7 @@ async def reap_lost_workers(redis: Redis, events: TurnEventWriter) -> int:
             # a second try (if arq ever ran one: its in-progress key lapses with the job's timeout) finds the
             # turn ended and stops at once (worker/turns/turn.py)
             with contextlib.suppress(TurnStreamLost):
-                if await events.append(turn_id, [error]) is not None:
+                if await end_turn(redis, events, error, provider):
                     ended += 1
         async with redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.worker_turns(worker_id))
@@ -94,14 +95,18 @@ async def hand_on(redis: Redis, turn_id: str) -> bool:
 
 
 async def run_reaper(
-    redis: Redis, events: TurnEventWriter, stop: asyncio.Event, interval_s: float = REAP_INTERVAL_S
+    redis: Redis,
+    events: TurnEventWriter,
+    provider: Provider,
+    stop: asyncio.Event,
+    interval_s: float = REAP_INTERVAL_S,
 ) -> None:
     """Until ``stop`` is set. A stop event rather than cancellation alone: a cancellation that lands inside
     a Redis call can be swallowed by the client (seen in tests), and the gateway's shutdown then waited on
     this task for ever."""
     while not stop.is_set():
         try:
-            await reap_lost_workers(redis, events)
+            await reap_lost_workers(redis, events, provider)
         except (RedisError, OSError) as exc:
             logger.debug("reaper pass skipped: %s", type(exc).__name__)
         await wait_event(stop, interval_s)

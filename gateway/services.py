@@ -11,6 +11,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from gateway.clients import SocketCounter
+from gateway.conversation_owners import ConversationOwners
 from gateway.metrics import GatewayMetrics
 from gateway.reader_auth import ReaderAuth
 from gateway.relay import TurnRelay
@@ -32,6 +33,7 @@ class GatewayServices:
     metrics: GatewayMetrics
     database: Database
     readers: ReaderAuth
+    owners: ConversationOwners
     abandoned: set[asyncio.Task[None]] = field(default_factory=set)
     """Pending cancels of turns whose socket closed; dropped on shutdown, so that a restart (after which
     clients resume through the new process) does not cancel them."""

@@ -12,6 +12,7 @@ from arq.jobs import Job
 
 from gateway.conversation_owners import ConversationOwners
 from shared import keys
+from shared.ended_turns import end_turn
 from shared.jobs import RUN_TURN, TurnJob, job_deserializer
 from shared.protocol import AcceptedEvent, AskFrame, ErrorCode, ErrorEvent, event_payload
 from shared.settings import Settings
@@ -24,16 +25,18 @@ BUSY_RETRY_AFTER_S = 5.0
 PENDING_LAPSE_S = 60.0
 
 # The bound on pending turns and the ``accepted`` event in one atomic step, on our own keys: two gateways
-# can never both take the last place, and the stream exists before any event of the worker's.
+# can never both take the last place, and the stream exists before any event of the worker's. The ask is
+# kept beside the stream, so that whoever ends the turn can record it (shared/ended_turns.py).
 _ACCEPT = """
--- KEYS[1] the pending turns (score: when an entry lapses, ms), KEYS[2] the turn's event stream.
+-- KEYS[1] the pending turns (score: when an entry lapses, ms), KEYS[2] the turn's event stream, KEYS[3] its ask.
 -- ARGV[1] most pending turns, ARGV[2] now (ms), ARGV[3] when this entry lapses (ms), ARGV[4] the turn id,
--- ARGV[5] the stream's TTL (s), ARGV[6] the accepted event's JSON. Returns 'ok' or 'busy'.
+-- ARGV[5] the stream's TTL (s), ARGV[6] the accepted event's JSON, ARGV[7] the ask's JSON. Returns 'ok' or 'busy'.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'busy' end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('XADD', KEYS[2], '*', 't', 'accepted', 'e', ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[5])
 return 'ok'
 """
 
@@ -64,9 +67,20 @@ class TurnStarter:
         else:
             conversation_id, new_conversation = ask.conversation_id or uuid.uuid4().hex, ask.conversation_id is None
         accepted = AcceptedEvent(turn_id=turn_id, conversation_id=conversation_id)
+        job = TurnJob(
+            turn_id=turn_id,
+            conversation_id=conversation_id,
+            question=ask.question,
+            selected_text=ask.selected_text,
+            language=ask.language,
+            level=ask.level,
+            reader_id=reader_id,
+            new_conversation=new_conversation,
+            enqueued_at=received,
+        )
         now_ms = int(received * 1000)
         outcome = await self._accept(
-            keys=[keys.PENDING_TURNS, keys.turn_events(turn_id)],
+            keys=[keys.PENDING_TURNS, keys.turn_events(turn_id), keys.turn_ask(turn_id)],
             args=[
                 self._settings.max_pending_turns,
                 now_ms,
@@ -74,6 +88,7 @@ class TurnStarter:
                 turn_id,
                 self._settings.turn_events_ttl_s,
                 event_payload(accepted),
+                job.model_dump_json(),
             ],
         )
         if outcome != b"ok":
@@ -86,17 +101,6 @@ class TurnStarter:
                     retry_after=BUSY_RETRY_AFTER_S,
                 )
             )
-        job = TurnJob(
-            turn_id=turn_id,
-            conversation_id=conversation_id,
-            question=ask.question,
-            selected_text=ask.selected_text,
-            language=ask.language,
-            level=ask.level,
-            reader_id=reader_id,
-            new_conversation=new_conversation,
-            enqueued_at=received,
-        )
         try:
             enqueued = await self._redis.enqueue_job(
                 RUN_TURN, job.model_dump(mode="json"), _job_id=turn_id, _expires=self._settings.turn_timeout_s
@@ -113,7 +117,12 @@ class TurnStarter:
         """A turn accepted but never queued: its stream ends (and it leaves the pending set) here."""
         error = ErrorEvent(turn_id=turn_id, code=ErrorCode.INTERNAL, message="the turn could not start")
         with contextlib.suppress(Exception):
-            await self.events.append(turn_id, [error])
+            await self.end(error)
+
+    async def end(self, error: ErrorEvent) -> bool:
+        """End the turn with ``error`` unless it has ended, recording it in history if this call ended it.
+        Raises ``TurnStreamLost`` when Redis lost the turn."""
+        return await end_turn(self._redis, self.events, error, self._settings.provider)
 
     async def exists(self, turn_id: str) -> bool:
         return bool(await self._redis.exists(keys.turn_events(turn_id)))
@@ -125,14 +134,12 @@ class TurnStarter:
         once even when the job has not started yet (arq then never runs it) or its worker is gone.
         """
         try:
-            ended = await self.events.append(
-                turn_id, [ErrorEvent(turn_id=turn_id, code=ErrorCode.CANCELLED, message=message)]
-            )
+            ended = await self.end(ErrorEvent(turn_id=turn_id, code=ErrorCode.CANCELLED, message=message))
         except TurnStreamLost:
-            ended = None
+            ended = False
         await abort_job(self._redis, turn_id)
         logger.info("turn %s cancelled (%s)", turn_id, "ended now" if ended else "had already ended")
-        return ended is not None
+        return ended
 
 
 async def abort_job(redis: ArqRedis, job_id: str) -> None:

@@ -12,15 +12,10 @@ HEARTBEAT_INTERVAL_S = 1.0
 # A first-start failure is re-written on every retry (at most a minute apart) and deleted on success; it
 # expires by itself when no worker is left to retry.
 INDEXING_FAILURE_TTL_S = 180
-# The worker counts as gone once its heartbeat key has not been renewed for this long: its turns are handed on
-# or end with worker_lost (gateway/reaper.py) about 3-4 s after it died.
-HEARTBEAT_TTL_S = 3
-# A thread of the worker renews the key's TTL this often (worker/runtime/heartbeat_keeper.py), whatever its
-# event loop is doing: six renewals per TTL, so a worker whose process is starved of CPU for a moment, not dead,
-# keeps its turns.
-HEARTBEAT_RENEW_EVERY_S = 0.5
-# ... as long as the loop itself wrote the heartbeat within this limit; a loop stuck for longer is a dead worker.
-LOOP_SILENCE_LIMIT_S = 30.0
+# The worker counts as gone once its heartbeat key has not been written for this long: its turns are handed on
+# or end with worker_lost (gateway/reaper.py) 6-7 s after it died. Six beats: an event loop slowed by a starved
+# CPU wrote it up to 3.9 s apart at load average 9-10 on 2 cores (bench/analysis.md, item 22).
+HEARTBEAT_TTL_S = 6
 
 
 class WorkerHeartbeat(BaseModel):

@@ -1,7 +1,8 @@
 """The record of a finished turn, and the durable queue it waits in until the database has it.
 
-The answer never waits on the database: when a turn ends, the worker appends a ``TurnRecord`` to a Redis
-stream (one XADD, after ``done`` went out) and goes on. A writer (worker/history_writer.py) reads the
+The answer never waits on the database: when a turn ends, whoever ended it (the worker, or the gateway:
+shared/ended_turns.py) appends a ``TurnRecord`` to a Redis stream (one XADD, after the terminal event went
+out) and goes on. A writer (worker/history/writer.py) reads the
 stream through a consumer group, upserts the records in batches keyed by turn id, and only then
 acknowledges and deletes them. A record whose writer died stays pending in the group and another writer
 claims it; one the database refused stays until the database is back. So the stream's length is exactly

@@ -35,6 +35,12 @@ def turn_ended(turn_id: str) -> str:
     return f"{PREFIX}:turn:{turn_id}:ended"
 
 
+def turn_ask(turn_id: str) -> str:
+    """The turn's ask as the worker receives it (a ``TurnJob``), written with ``accepted`` and expiring with the
+    turn's stream: what the gateway needs to record a turn it ends itself (shared/ended_turns.py)."""
+    return f"{PREFIX}:turn:{turn_id}:ask"
+
+
 def turn_retried(turn_id: str) -> str:
     """Set once, by the gateway's reaper, when a turn whose worker died before its first delta is handed to
     another worker (arq's second try); a turn is started again at most once."""
@@ -43,8 +49,8 @@ def turn_retried(turn_id: str) -> str:
 
 def turn_owner(turn_id: str) -> str:
     """Which try of the turn may write its events: a token the worker running it sets when it starts. The reaper
-    deletes it when it hands the turn on, so a first try that was only stalled finds its writes refused; the
-    turn's terminal event deletes it."""
+    deletes it when it hands the turn on, so a first try that was only stalled finds its writes refused, then or
+    after the second try has ended the turn; it lapses a minute after the turn's timeout."""
     return f"{PREFIX}:turn:{turn_id}:owner"
 
 

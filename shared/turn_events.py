@@ -35,14 +35,19 @@ for t = 1, (#KEYS - 1) / 3 do
   local turn_id, create, token, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local first = a + 4
   a = first + 2 * n
-  if redis.call('EXISTS', ended) == 1 then
-    results[t] = 0
-  elseif token ~= '' and redis.call('GET', owner) ~= token then
+  local holder = token ~= '' and redis.call('GET', owner)
+  -- Another try's token: this one was handed on, whether or not the other has ended the turn since.
+  if holder and holder ~= token then
     results[t] = -2
+  elseif redis.call('EXISTS', ended) == 1 then
+    results[t] = 0
   -- Only a turn's first event creates its stream. A stream that is gone while its turn is still being
   -- answered means Redis restarted (it keeps nothing): writing on would recreate a stream with a hole in it.
   elseif create ~= '1' and redis.call('EXISTS', stream) == 0 then
     results[t] = -1
+  -- No token at all: the hand-over took it, and the second try has not claimed the turn yet.
+  elseif token ~= '' and not holder then
+    results[t] = -2
   else
     local ids = {}
     local room = max_events - redis.call('XLEN', stream)
@@ -60,7 +65,6 @@ for t = 1, (#KEYS - 1) / 3 do
       room = room - 1
       if terminal then
         redis.call('SET', ended, '1', 'EX', ttl)
-        redis.call('DEL', owner)
         redis.call('ZREM', KEYS[1], turn_id)
         break
       end
@@ -86,7 +90,7 @@ AppendOutcome = list[str] | None | TurnStreamLost | TurnHandedOn
 
 
 class TurnAppend(NamedTuple):
-    """One turn's part of an append. ``owner``: the worker's try token (``claim_turn``); None for the gateway."""
+    """One turn's part of an append. ``owner``: the worker's try token (``keys.turn_owner``); None for the gateway."""
 
     turn_id: str
     events: Sequence[_Event]

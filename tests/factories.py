@@ -14,7 +14,9 @@ from typing import Any
 from starlette.responses import Response
 
 from shared.db.database import Database
+from shared.db.migrate import migrate
 from shared.db.readers import create_reader
+from shared.db.turn_history import write_turns
 from shared.history import CitationRecord, TurnRecord
 from shared.protocol import Source
 from shared.settings import Settings
@@ -182,6 +184,16 @@ async def a_reader(database: Database) -> tuple[str, str]:
     """A new reader's (id, token)."""
     created = await create_reader(database.sessions)
     return created.reader_id, created.reader_token
+
+
+async def stored_turns(settings: Settings, records: list[TurnRecord]) -> None:
+    """``records`` in a migrated database on ``settings``, closed again: what an earlier process left."""
+    earlier = Database(settings)
+    try:
+        await migrate(earlier.engine)
+        await write_turns(earlier.sessions, records)
+    finally:
+        await earlier.close()
 
 
 def passage(

@@ -5,6 +5,7 @@
 // so after a reconnect it asks to `resume` from there and ignores anything it has already seen.
 
 import { ChatConnection } from './connection.js';
+import { el } from './dom.js';
 import { FeedbackControl } from './feedback.js';
 import { renderMarkdown, safeHref } from './markdown.js';
 
@@ -74,13 +75,6 @@ function codeUnitOffsets(text) {
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 class ChatStore {
@@ -319,7 +313,8 @@ export class Chat {
       provider: t.provider ?? null,
       error: t.status === 'done' ? null : { code: t.status, message: '' },
       lastId: null,
-      stopRequested: false,
+      // a turn kept as cancelled was stopped (by the reader, or by leaving): not an error to retry
+      stopRequested: t.status === 'cancelled',
       grounded: t.grounded !== false,
       suggestions: [],
       feedback: t.feedback ?? null,

@@ -1,6 +1,7 @@
 // Up or down on an answer, and for a down the optional reason and comment. The rating is saved at once
 // (a reader who ignores the form has still said something); the form then adds to it. A rating can change.
 
+import { el, pathIcon } from './dom.js';
 import { REASONS } from './reader.js';
 
 const REASON_TEXT = { wrong: 'Wrong', not_in_book: 'Not in the book', unclear: 'Unclear', other: 'Other' };
@@ -8,23 +9,8 @@ const MAX_COMMENT_CHARS = 2000;
 // The turn's record is written a moment after its `done`: a rating that fast may find no turn yet.
 const NOT_YET_RETRIES_MS = [600, 1500, 3000];
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function arrowIcon(down) {
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', '0 0 20 20');
-  svg.setAttribute('aria-hidden', 'true');
-  const path = document.createElementNS(ns, 'path');
-  path.setAttribute('fill', 'currentColor');
-  path.setAttribute('d', down ? 'M10 17 3 9h4.5V3h5v6H17z' : 'M10 3l7 8h-4.5v6h-5v-6H3z');
-  svg.append(path);
-  return svg;
+  return pathIcon(down ? 'M10 17 3 9h4.5V3h5v6H17z' : 'M10 3l7 8h-4.5v6h-5v-6H3z', 20);
 }
 
 let formCount = 0;

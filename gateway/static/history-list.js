@@ -1,14 +1,8 @@
 // The reader's conversations (GET /api/conversations, newest first): open one to read and continue it,
 // delete one, or delete everything of theirs. Hidden on a service that keeps no history.
 
+import { el } from './dom.js';
 import { HistoryUnavailable } from './reader.js';
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const UNITS = [
   ['year', 365 * 86400],

@@ -8,6 +8,8 @@
 // Every character keeps its offset in the source, so spans given as offsets into the answer (citations)
 // are wrapped in <mark> wherever they fall, and a reference node is placed right after each span.
 
+import { el } from './dom.js';
+
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)/;
 const HEADING = /^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$/d;
 const RULE = /^ {0,3}([-*_])([ \t]*\1){2,}[ \t]*$/;
@@ -102,12 +104,6 @@ class Marker {
 
 function sameMarks(a, b) {
   return a.length === b.length && a.every((m, i) => m === b[i]);
-}
-
-function el(tag, className) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  return node;
 }
 
 /** A link target we are willing to follow: http(s), mailto or a relative address; never script. */

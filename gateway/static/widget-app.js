@@ -1,6 +1,7 @@
 // The book widget: a floating button that opens the chat in a panel, and an "Ask about this" button on
 // any passage the reader selects. It lives in a shadow root so the book's styles and ours never mix.
 import { mountChat } from './chat-core.js';
+import { el, pathIcon } from './dom.js';
 import { ConversationList } from './history-list.js';
 import { Reader } from './reader.js';
 
@@ -11,23 +12,11 @@ const MIN_SELECTION_CHARS = 3;
 const BACK_TO_TOP = '.theme-back-to-top-button';
 const OPEN_DRAWER = '.navbar-sidebar--show';
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function chatIcon() {
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('aria-hidden', 'true');
-  const path = document.createElementNS(ns, 'path');
-  path.setAttribute('fill', 'currentColor');
-  path.setAttribute('d', 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z');
-  svg.append(path);
-  return svg;
+  return pathIcon(
+    'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z',
+    24,
+  );
 }
 
 export function mountWidget({ base }) {

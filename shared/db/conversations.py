@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import Conversation, Feedback, Turn, utc_now
+from shared.db.models import Conversation, DeletedConversation, Feedback, JoinedReader, Turn, utc_now
+from shared.db.upsert import upsert_statement
 
 PAGE_SIZE = 20
 
@@ -34,6 +35,8 @@ class Page:
 class Owner:
     exists: bool
     reader_id: str | None
+    deleted: bool = False
+    """Its reader deleted it: nobody may continue it (its turns would not be kept)."""
 
 
 async def list_conversations(
@@ -103,23 +106,45 @@ async def get_conversation(
     }
 
 
-async def delete_conversation(sessions: async_sessionmaker[AsyncSession], reader_id: str, conversation_id: str) -> bool:
+async def delete_conversation(
+    sessions: async_sessionmaker[AsyncSession], reader_id: str, conversation_id: str, *, unwritten_ours: bool = False
+) -> bool:
+    """Delete the reader's conversation (its turns and ratings with it) and keep its id as deleted, so that
+    the record of a turn still running cannot bring it back (shared/db/turn_history.py). ``unwritten_ours``:
+    the caller knows the conversation is the reader's though the database has none of it yet (its first
+    turns still running, or their records still waiting in Redis); it is marked deleted all the same."""
     async with sessions.begin() as session:
         result = await session.execute(
             delete(Conversation).where(Conversation.id == conversation_id, Conversation.reader_id == reader_id)
         )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+        if not deleted and (
+            not unwritten_ours
+            or await session.scalar(select(Conversation.id).where(Conversation.id == conversation_id))
+        ):
+            return False  # not the reader's (or known nowhere)
+        insert = upsert_statement(session, DeletedConversation).values(id=conversation_id, deleted_at=utc_now())
+        await session.execute(insert.on_conflict_do_nothing(index_elements=[DeletedConversation.id]))
+    return True
 
 
 async def conversation_owner(sessions: async_sessionmaker[AsyncSession], conversation_id: str) -> Owner:
     async with sessions() as session:
         row = (await session.execute(select(Conversation.reader_id).where(Conversation.id == conversation_id))).first()
-    return Owner(exists=row is not None, reader_id=row[0] if row is not None else None)
+        if row is None:
+            deleted = await session.scalar(
+                select(DeletedConversation.id).where(DeletedConversation.id == conversation_id)
+            )
+            return Owner(exists=False, reader_id=None, deleted=deleted is not None)
+    return Owner(exists=True, reader_id=row[0])
 
 
 async def purge_idle_conversations(sessions: async_sessionmaker[AsyncSession], older_than_days: int) -> int:
-    """Delete conversations (their turns and feedback with them) untouched for ``older_than_days``."""
+    """Delete conversations (their turns and feedback with them) untouched for ``older_than_days``, and the
+    ids of conversations deleted and of readers joined that long ago (no record of theirs still waits by then)."""
     cutoff = utc_now() - timedelta(days=older_than_days)
     async with sessions.begin() as session:
         result = await session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))
+        await session.execute(delete(DeletedConversation).where(DeletedConversation.deleted_at < cutoff))
+        await session.execute(delete(JoinedReader).where(JoinedReader.joined_at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]

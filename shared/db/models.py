@@ -83,6 +83,19 @@ class Reader(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
+class JoinedReader(Base):
+    """An anonymous reader whose history joined a signed-in account (``reader_id``) at its first signed-in
+    visit: a turn it still had running writes its record afterwards, and the writer files it under the
+    account instead of dropping it as a deleted reader's (shared/db/turn_history.py)."""
+
+    __tablename__ = "joined_readers"
+    __table_args__ = (Index("ix_joined_readers_joined_at", "joined_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reader_id: Mapped[str] = mapped_column(String(32), ForeignKey("readers.id", ondelete="CASCADE"))
+    joined_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
@@ -96,6 +109,18 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(String(TITLE_CHARS))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class DeletedConversation(Base):
+    """A conversation its reader deleted, kept as its id alone: a turn of it that was still running when it
+    was deleted writes its record afterwards, and the writer drops it instead of bringing the conversation
+    back (shared/db/turn_history.py). Purged with the history retention."""
+
+    __tablename__ = "deleted_conversations"
+    __table_args__ = (Index("ix_deleted_conversations_deleted_at", "deleted_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class Turn(Base):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import Conversation, Feedback, Reader, Turn, utc_now
+from shared.db.models import Conversation, Feedback, JoinedReader, Reader, Turn, utc_now
 from shared.db.upsert import upsert_statement
 
 TOKEN_BYTES = 32  # 256 random bits
@@ -60,7 +60,19 @@ async def reader_by_subject(
                 for model in (Conversation, Turn, Feedback):
                     await session.execute(update(model).where(model.reader_id == anonymous).values(reader_id=reader_id))
                 await session.execute(delete(Reader).where(Reader.id == anonymous))
+                # its turns still running are recorded under its id: they follow it to the account
+                joined = upsert_statement(session, JoinedReader).values(
+                    id=anonymous, reader_id=reader_id, joined_at=utc_now()
+                )
+                await session.execute(joined.on_conflict_do_nothing(index_elements=[JoinedReader.id]))
     return reader_id
+
+
+async def joined_into(sessions: async_sessionmaker[AsyncSession], reader_id: str) -> str | None:
+    """The account an anonymous reader joined, if it did."""
+    async with sessions() as session:
+        account: str | None = await session.scalar(select(JoinedReader.reader_id).where(JoinedReader.id == reader_id))
+    return account
 
 
 async def delete_reader(sessions: async_sessionmaker[AsyncSession], reader_id: str) -> None:

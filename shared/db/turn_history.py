@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import case, select, text
+from sqlalchemy import case, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import TITLE_CHARS, Conversation, Reader, Turn
+from shared.db.models import TITLE_CHARS, Conversation, DeletedConversation, JoinedReader, Reader, Turn
 from shared.db.text import storable, storable_json, storable_or_none
 from shared.db.upsert import upsert_statement
 from shared.history import TurnRecord
@@ -30,19 +30,51 @@ def title_of(question: str) -> str:
 
 async def write_turns(sessions: async_sessionmaker[AsyncSession], records: Sequence[TurnRecord]) -> int:
     """Upsert a batch in one transaction, keyed by turn id: a record written twice (a writer that died
-    before acknowledging it) leaves one row. Records of readers deleted meanwhile are dropped, so a
-    deletion is not undone by a turn that was still running. Returns the rows the batch may have added."""
+    before acknowledging it) leaves one row, the first. Records of readers or conversations deleted
+    meanwhile are dropped, so a deletion is not undone by a turn that was still running. Returns the rows
+    the batch may have added."""
     async with sessions.begin() as session:
         reader_ids = {r.reader_id for r in records if r.reader_id is not None}
         existing: set[str] = set()
         if reader_ids:
             existing = set((await session.scalars(select(Reader.id).where(Reader.id.in_(reader_ids)))).all())
+        if reader_ids - existing:
+            # anonymous readers that joined an account since their turn started: their records follow them
+            joined = dict(
+                (
+                    await session.execute(
+                        select(JoinedReader.id, JoinedReader.reader_id).where(
+                            JoinedReader.id.in_(reader_ids - existing)
+                        )
+                    )
+                ).all()
+            )
+            records = [
+                r.model_copy(update={"reader_id": joined[r.reader_id]}) if r.reader_id in joined else r for r in records
+            ]
+            existing |= set(joined.values())
         kept = [r for r in records if r.reader_id is None or r.reader_id in existing]
         if len(kept) < len(records):
             logger.info("dropped %d turn records of deleted readers", len(records) - len(kept))
         if not kept:
             return 0
         await _upsert_conversations(session, kept)
+        # Read after the upsert, which holds the conversations' rows until this transaction ends: a deletion
+        # that committed before it is seen here (and what the upsert brought back goes again), one that
+        # comes later waits for this transaction and deletes what it wrote.
+        deleted = set(
+            (
+                await session.scalars(
+                    select(DeletedConversation.id).where(DeletedConversation.id.in_({r.conversation_id for r in kept}))
+                )
+            ).all()
+        )
+        if deleted:
+            await session.execute(delete(Conversation).where(Conversation.id.in_(deleted)))
+            kept = [r for r in kept if r.conversation_id not in deleted]
+            logger.info("dropped the turn records of %d deleted conversations", len(deleted))
+            if not kept:
+                return 0
         turns = [_turn_row(r) for r in kept]
         if session.get_bind().dialect.name == "postgresql":
             # the whole batch as one JSON parameter of one statement: an executemany costs Postgres a

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page, WebSocket, expect
 
+from fake_cohere.testing import RunningFake
 from tests.browser.conftest import PHONE, ask, docusaurus_book, screenshot
 from tests.conftest import SettingsFactory
 from tests.sign_in_keys import AUDIENCE, ISSUER, SigningKey, jwks_server
@@ -262,3 +263,24 @@ async def test_a_reader_who_signs_in_in_the_book_finds_their_history_on_another_
             await history.get_by_role("button", name=re.compile("^What does a URDF describe?")).click()
             await expect(panel.locator(".turn .question-text")).to_have_text(["What does a URDF describe?"])
             await screenshot(page, "history-5-signed-in")
+
+
+async def test_a_stopped_answer_is_kept_in_the_history_as_far_as_it_went(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake, page: Page
+) -> None:
+    await fake_cohere.set_knobs(tokens_per_second=15)
+    async with stack_with_worker(cohere_settings()) as (url, worker):
+        await page.goto(url)
+        turn = await ask(page, "What is sim-to-real transfer?")
+        await expect(turn.locator(".answer-body")).to_have_text(re.compile(r"\w+\W+\w+\W+\w+"))
+        await page.get_by_role("button", name="Stop the answer").click()
+        await expect(turn.locator(".turn-note")).to_have_text("Stopped.")
+        shown = await turn.locator(".answer-body").inner_text()
+        await history_written(worker, 1)
+        await page.reload()
+        history = page.get_by_role("navigation", name="Conversations")
+        await history.get_by_role("button", name=re.compile("^What is sim-to-real transfer?")).click()
+        kept = page.locator(".turn")
+        await expect(kept).to_have_count(1)
+        await expect(kept.locator(".turn-note")).to_have_text("Stopped.")
+        assert await kept.locator(".answer-body").inner_text() == shown

@@ -7,9 +7,11 @@ import re
 import shutil
 import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from shared.entrypoint import role_argv
 from shared.settings import PROJECT_ROOT
 from tests.conftest import IsolatedSettings
 from tests.ports import free_port
@@ -22,9 +24,19 @@ def compose() -> dict[str, Any]:
     return document
 
 
-def resolved(environment: dict[str, str]) -> dict[str, str]:
-    """Compose's ``${NAME:-default}`` as it is when NAME is unset."""
-    return {name: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value)) for name, value in environment.items()}
+def resolved(environment: dict[str, str | None]) -> dict[str, str]:
+    """Compose's ``${NAME:-default}`` as it is when NAME is unset; a variable passed through by name (no value)
+    is then not set at all."""
+    return {
+        name: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+        for name, value in environment.items()
+        if value is not None
+    }
+
+
+def replicas() -> dict[str, dict[str, Any]]:
+    """The services that run the project's image."""
+    return {name: service for name, service in compose()["services"].items() if "build" in service}
 
 
 def test_the_compose_file_runs_two_gateways_two_workers_and_the_shared_state() -> None:
@@ -58,3 +70,65 @@ def test_haproxy_accepts_the_configuration() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_each_replica_runs_the_images_entrypoint_for_its_role() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "shared.entrypoint"]' in dockerfile
+    for name, service in replicas().items():
+        assert "command" not in service and "entrypoint" not in service, f"{name} must run shared/entrypoint.py"
+        settings = IsolatedSettings(**{key.lower(): value for key, value in resolved(service["environment"]).items()})
+        argv = role_argv(settings)
+        assert argv[1:] == ["-m", settings.role], f"{name} runs {argv}"
+        assert (PROJECT_ROOT / settings.role / "__main__.py").exists()
+
+
+def test_no_variable_has_an_empty_default() -> None:
+    """``${NAME:-}`` is left as it is by podman-compose 1.0 (Debian 12's): a secret would be that text."""
+    lines = (DEPLOY / "compose.yaml").read_text().splitlines()
+    uses = re.findall(r"\$\{([^}]*)\}", "\n".join(line for line in lines if not line.lstrip().startswith("#")))
+    assert uses, "the file interpolates the Postgres password"
+    for use in uses:
+        assert re.fullmatch(r"[A-Z_]+(:-[^}]+)?", use), f"${{{use}}}: pass the variable through by name instead"
+
+
+def test_every_variable_given_to_a_replica_is_documented() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for name, service in replicas().items():
+        for variable in service["environment"]:
+            assert f"`{variable}`" in readme, f"{name} sets {variable}, which the README's configuration lacks"
+    assert "deploy/compose.yaml" in readme
+
+
+def test_the_shared_services_are_wired_as_the_replicas_expect() -> None:
+    document = compose()
+    services = document["services"]
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        conditions = depends_on if isinstance(depends_on, dict) else {key: {} for key in depends_on}
+        for needed, condition in conditions.items():
+            assert needed in services, f"{name} depends on {needed}, which is not a service"
+            if condition.get("condition") == "service_healthy":
+                assert "healthcheck" in services[needed], f"{name} waits for {needed} to be healthy: it has no check"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                assert source in document["volumes"], f"{name} mounts an undeclared volume {source}"
+    referenced = set(re.findall(r"\$\{([A-Z_]+)\}", (DEPLOY / "haproxy.cfg").read_text()))
+    assert referenced == set(services["haproxy"]["environment"]), "haproxy.cfg and the compose file name the same"
+    assert "noeviction" in services["redis"]["command"], "an evicting Redis would drop queued turns"
+    for name, replica in replicas().items():
+        env = resolved(replica["environment"])
+        for variable in ("REDIS_URL", "DATABASE_URL", "QDRANT_URL"):
+            assert urlsplit(env[variable]).hostname in services, f"{name}'s {variable} names no service"
+
+
+def test_the_qdrant_server_suits_the_pinned_client() -> None:
+    """qdrant-client warns at every start when the server is more than one minor version away."""
+    pinned = re.search(r"^qdrant-client==(\d+)\.(\d+)\.", (PROJECT_ROOT / "requirements.txt").read_text(), re.M)
+    tag = re.search(r":v(\d+)\.(\d+)\.", compose()["services"]["qdrant"]["image"])
+    assert pinned is not None and tag is not None
+    assert pinned.group(1) == tag.group(1) and abs(int(pinned.group(2)) - int(tag.group(2))) <= 1, (
+        pinned.group(0),
+        tag.group(0),
+    )

@@ -6,10 +6,8 @@ from redis.asyncio import Redis
 
 from gateway.conversation_owners import ConversationOwners
 from shared.db.database import Database
-from shared.db.migrate import migrate
-from shared.db.turn_history import write_turns
 from tests.conftest import SettingsFactory
-from tests.factories import a_turn_record
+from tests.factories import a_turn_record, stored_turns
 
 
 async def test_a_named_conversation_asked_during_migration_is_kept(
@@ -31,10 +29,7 @@ async def test_a_known_conversation_asked_during_migration_continues(
     make_settings: SettingsFactory, redis: Redis
 ) -> None:
     settings = make_settings()
-    earlier = Database(settings)
-    await migrate(earlier.engine)
-    await write_turns(earlier.sessions, [a_turn_record(conversation_id="conv-2", reader_id=None)])
-    await earlier.close()
+    await stored_turns(settings, [a_turn_record(conversation_id="conv-2", reader_id=None)])
 
     database = Database(settings)  # a restart: Redis remembers nothing, the database does
     database.start()

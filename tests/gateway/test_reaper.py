@@ -43,7 +43,7 @@ async def test_a_turn_without_a_delta_is_handed_on_and_one_that_streamed_ends(re
     waiting, streamed = "a" * 32, "b" * 32
     await running_turn(redis, writer, waiting, streamed=False)
     await running_turn(redis, writer, streamed, streamed=True)
-    assert await reap_lost_workers(redis, writer) == 1
+    assert await reap_lost_workers(redis, writer, "offline") == 1
     assert await redis.exists(keys.turn_retried(waiting))
     assert not await redis.exists(keys.turn_owner(waiting)), "the first try no longer owns it"
     assert not await redis.exists(in_progress_key_prefix + waiting), "arq may run the second try at once"
@@ -68,7 +68,7 @@ async def test_reapers_of_several_gateways_passing_together_act_on_each_turn_onc
     turn_ids = [f"{n:032x}" for n in range(20)]
     for turn_id in turn_ids:
         await running_turn(redis, writer, turn_id, streamed=False)
-    ended = await asyncio.gather(*(reap_lost_workers(redis, writer) for _ in range(3)))
+    ended = await asyncio.gather(*(reap_lost_workers(redis, writer, "offline") for _ in range(3)))
     assert ended == [0, 0, 0], "a turn handed on by one reaper was ended by another"
     for turn_id in turn_ids:
         assert await redis.exists(keys.turn_retried(turn_id))
@@ -91,7 +91,7 @@ async def test_a_worker_listing_a_turn_before_its_first_beat_after_a_redis_resta
     await running_turn(redis, writer, streamed, streamed=True)
     await listed_now(redis, streamed)
     assert await worker_alive(redis, WORKER)
-    assert await reap_lost_workers(redis, writer) == 0
+    assert await reap_lost_workers(redis, writer, "offline") == 0
     assert await kinds(redis, streamed) == ["accepted", "sources", "delta"], "no worker_lost"
     assert not await redis.exists(keys.turn_retried(waiting)), "not handed on"
     assert await redis.exists(keys.turn_owner(waiting))
@@ -107,7 +107,7 @@ async def test_a_worker_that_neither_beats_nor_lists_a_turn_within_the_ttl_loses
     async with asyncio.timeout(HEARTBEAT_TTL_S + 5):
         while await worker_alive(redis, WORKER):  # noqa: ASYNC110 - a key's expiry has no event to await
             await asyncio.sleep(0.1)
-    assert await reap_lost_workers(redis, writer) == 1
+    assert await reap_lost_workers(redis, writer, "offline") == 1
     assert await kinds(redis, turn_id) == ["accepted", "sources", "delta", "error"]
 
 
@@ -116,5 +116,5 @@ async def test_a_worker_with_a_current_heartbeat_keeps_its_turns(redis: Redis) -
     turn_id = "0" * 32
     await running_turn(redis, writer, turn_id, streamed=True)
     await redis.set(keys.worker_heartbeat(WORKER), "{}", ex=HEARTBEAT_TTL_S)
-    assert await reap_lost_workers(redis, writer) == 0
+    assert await reap_lost_workers(redis, writer, "offline") == 0
     assert await kinds(redis, turn_id) == ["accepted", "sources", "delta"]

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from fake_cohere.testing import RunningFake
 from gateway.reader_auth import InvalidCredentials
 from gateway.sign_in import JwksVerifier, SignInUnavailable
 from tests.conftest import SettingsFactory
@@ -143,3 +144,38 @@ async def test_signed_in_readers_over_the_socket_and_rest(make_settings: Setting
                     "/api/conversations", headers={"Authorization": f"Bearer {SigningKey().token('ada')}"}
                 )
                 assert forged.status_code == 401
+
+
+async def test_a_turn_running_while_its_reader_signs_in_joins_the_account_and_its_conversation_goes_on(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake
+) -> None:
+    key = SigningKey()
+    async with jwks_server([key]) as jwks:
+        settings = cohere_settings(auth_jwks_url=jwks.url, auth_issuer=ISSUER, auth_audience=AUDIENCE)
+        async with running_worker(settings) as worker, running_gateway(settings) as url:
+            await worker_ready(worker)
+            writer = worker.state.history_writer
+            assert writer is not None
+            await fake_cohere.set_knobs(tokens_per_second=10)
+            async with chat(url) as device, chat(url) as signed_in:
+                await device.send({"type": "hello"})
+                anonymous = await device.receive()
+                await device.send({"type": "ask", "question": "What is a URDF?"})
+                running = await device.collect(until="delta")
+                conversation_id = running.events[0]["conversation_id"]
+                await signed_in.send(
+                    {"type": "hello", "id_token": key.token("ada"), "reader_token": anonymous["reader_token"]}
+                )
+                account = await signed_in.receive()
+                assert account["type"] == "welcome" and account["reader_id"] != anonymous["reader_id"]
+                await device.collect(running)  # its record names the anonymous reader, now joined
+                assert running.terminal["type"] == "done"
+                await writer.wait_written(1)
+                await fake_cohere.set_knobs(tokens_per_second=0)
+                follow_up = await signed_in.ask("And how is it loaded?", conversation_id=conversation_id)
+                assert follow_up.events[0]["conversation_id"] == conversation_id, "the account continues it"
+                await writer.wait_written(2)
+            assert writer.dropped == 0
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key.token('ada')}"}) as api:
+                opened = (await api.get(f"/api/conversations/{conversation_id}")).json()
+            assert [t["turn_id"] for t in opened["turns"]] == [running.turn_id, follow_up.turn_id]

@@ -1,8 +1,7 @@
 """The worker's heartbeat: a short-lived key in Redis saying it is alive and whether the book is indexed.
 
 The gateway's ``/ready`` reads it (it cannot open embedded Qdrant itself), and its reaper hands on or ends the
-turns of a worker whose key expired (``HEARTBEAT_TTL_S``). The event loop writes it; a thread keeps it from
-expiring while the loop is only slow (``worker/runtime/heartbeat_keeper.py``).
+turns of a worker whose key expired (``HEARTBEAT_TTL_S``). The event loop writes it.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ class WorkerState:
         self.announced_ready = asyncio.Event()  # a heartbeat saying "ready" is in Redis
         self.published_failure = asyncio.Event()  # why the first indexing failed is in Redis, for /ready
         self.history_writer: HistoryWriter | None = None  # moves finished turns into the database
-        self.beaten_at: float | None = None  # time.monotonic() of the loop's last heartbeat in Redis
 
 
 async def refresh_status(services: WorkerServices, state: WorkerState) -> None:
@@ -72,7 +70,6 @@ async def beat(services: WorkerServices, state: WorkerState, jobs_running: Calla
             await services.redis.set(
                 keys.worker_heartbeat(state.worker_id), heartbeat.model_dump_json(), ex=HEARTBEAT_TTL_S
             )
-            state.beaten_at = time.monotonic()
             if heartbeat.collection_ready and not state.announced_ready.is_set():
                 logger.info("worker ready: '%s' has %d points", heartbeat.collection, heartbeat.points)
                 state.announced_ready.set()

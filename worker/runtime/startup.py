@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.db.database import Database
-from shared.health import HEARTBEAT_RENEW_EVERY_S, HEARTBEAT_TTL_S, LOOP_SILENCE_LIMIT_S
 from shared.redact import display_source
 from shared.settings import Settings
 from shared.turn_events import TurnEventWriter
@@ -27,7 +26,6 @@ from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
 from worker.runtime.heartbeat import WorkerState, beat, refresh_status
-from worker.runtime.heartbeat_keeper import HeartbeatKeeper
 from worker.services import WorkerServices
 from worker.turns.conversation import ConversationMemory
 from worker.turns.event_sink import EventBatcher
@@ -117,16 +115,6 @@ def lifecycle(
         ctx["services"] = services
         background.append(asyncio.create_task(refresh_status(services, state), name="collection-status"))
         background.append(asyncio.create_task(beat(services, state, jobs_running), name="heartbeat"))
-        keeper = HeartbeatKeeper(
-            settings.effective_redis_url,
-            keys.worker_heartbeat(state.worker_id),
-            ttl_s=HEARTBEAT_TTL_S,
-            interval_s=HEARTBEAT_RENEW_EVERY_S,
-            loop_silence_limit_s=LOOP_SILENCE_LIMIT_S,
-            loop_beaten_at=lambda: state.beaten_at,
-        )
-        keeper.start()
-        ctx["heartbeat_keeper"] = keeper
         state.history_writer = HistoryWriter(history_redis, database, consumer=state.worker_id)
         background.append(asyncio.create_task(state.history_writer.run(), name="history-writer"))
         background.append(
@@ -155,9 +143,6 @@ def lifecycle(
                     logger.error("background task %s had failed: %r", task.get_name(), task.exception())
             for task in stuck:
                 logger.error("background task %s did not stop within %.0fs", task.get_name(), BACKGROUND_STOP_S)
-        keeper: HeartbeatKeeper | None = ctx.get("heartbeat_keeper")
-        if keeper is not None:
-            await asyncio.to_thread(keeper.stop)
         services: WorkerServices | None = ctx.get("services")
         if services is None:
             return

@@ -1,5 +1,6 @@
-"""When a turn ends, its record goes into the history queue (shared/history.py): one Redis write after the
-terminal event, never a wait on the database."""
+"""When the worker ends a turn, its record goes into the history queue (shared/history.py): one Redis write
+after the terminal event, never a wait on the database. A turn ended by someone else (a cancel, the gateway's
+timeout, the reaper) is recorded by them (shared/ended_turns.py): one record per turn."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 
 from redis.asyncio import Redis
 
+from shared.ended_turns import queue_record_from_stream
 from shared.history import CitationRecord, TurnRecord, enqueue_record
 from shared.jobs import TurnJob
 from shared.protocol import ErrorCode
 from shared.settings import Settings
+from shared.turn_events import TurnStreamLost
 from worker.turns.event_sink import TurnEventSink
 
 logger = logging.getLogger(__name__)
@@ -33,9 +36,8 @@ def turn_record(job: TurnJob, sink: TurnEventSink, provider: str, finished_at: f
             CitationRecord(start=c.start, end=c.end, text=c.text, source_ids=c.source_ids) for c in sink.citations
         ],
         provider="cohere" if provider == "cohere" else "offline",
-        # refused: another party ended it first (a cancel, the gateway's timeout); none: Redis lost the turn
         grounded=sink.grounded,
-        status=sink.outcome or (ErrorCode.CANCELLED if sink.ended else ErrorCode.UNAVAILABLE),
+        status=sink.outcome or ErrorCode.UNAVAILABLE,  # none: Redis lost the turn's stream
         first_delta_ms=first_delta_ms,
         total_ms=round(max(0.0, finished_at - job.enqueued_at) * 1000, 3),
         asked_at=job.enqueued_at,
@@ -43,7 +45,21 @@ def turn_record(job: TurnJob, sink: TurnEventSink, provider: str, finished_at: f
     )
 
 
-async def record_turn(redis: Redis, settings: Settings, job: TurnJob, sink: TurnEventSink) -> None:
+def ended_here(sink: TurnEventSink) -> bool:
+    """Whether this worker's terminal event ended the turn, or Redis lost the turn (nobody else can end it)."""
+    return sink.outcome is not None or isinstance(sink.error, TurnStreamLost)
+
+
+async def record_turn(
+    redis: Redis, settings: Settings, job: TurnJob, sink: TurnEventSink, *, second_try: bool = False
+) -> None:
+    """Queue the record of a turn this worker ended. A second try's sink lacks what its first try sent:
+    its record is read from the turn's stream."""
+    if not ended_here(sink):
+        return
+    if second_try and sink.outcome is not None:
+        await queue_record_from_stream(redis, job.turn_id, settings.provider)
+        return
     try:
         await enqueue_record(redis, turn_record(job, sink, settings.provider, time.time()))
     except Exception as exc:  # Redis gone: the turn's stream went with it, and so does its record

@@ -261,6 +261,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         earlier = await earlier_try(services.redis, job.turn_id)
         if earlier.sent_answer:
             await _end_with(sink, ErrorCode.WORKER_LOST, "the worker answering this question stopped; please ask again")
+            await asyncio.shield(record_turn(services.redis, services.settings, job, sink, second_try=True))
             await _unregister(services, job.turn_id)
             return
         logger.info("turn %s: second try, its first worker died before answering", job.turn_id)
@@ -270,11 +271,7 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     except TurnEnded:
         logger.info("turn %s ended elsewhere; stopped generating", job.turn_id)
     except TurnHandedOn:
-        # Stalled past its heartbeat's TTL (not dead): the reaper gave the turn to another worker, which answers
-        # it; nothing of this try went out after that, and it leaves no error and no record behind. Ending the
-        # job would take it off arq's queue, perhaps before the second try started: arq's Retry leaves it there.
-        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
-        raise Retry from None
+        pass  # below, whichever write learnt it (an error this try meant to end the turn with is refused too)
     except asyncio.CancelledError:
         # Cancelled by a client (the gateway already wrote ``cancelled``, so this is refused) or by a
         # shutdown that outlasted SHUTDOWN_GRACE_S: then the client learns why.
@@ -298,14 +295,21 @@ async def run_turn(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
     finally:
         services.metrics.observe_turn(time.time() - started)
         if not sink.handed_on:  # the try that answers the turn records it
-            await asyncio.shield(record_turn(services.redis, services.settings, job, sink))
+            await asyncio.shield(
+                record_turn(services.redis, services.settings, job, sink, second_try=earlier is not None)
+            )
         await asyncio.shield(_unregister(services, job.turn_id))
+    if sink.handed_on:
+        # Stalled past its heartbeat's TTL (not dead): the reaper gave the turn to another worker, which answers
+        # it; nothing of this try went out after that, and it leaves no error and no record behind. Ending the
+        # job would take it off arq's queue, perhaps before the second try started: arq's Retry leaves it there.
+        logger.warning("turn %s was handed to another worker; this one stops", job.turn_id)
+        raise Retry
 
 
 async def _register(services: WorkerServices, turn_id: str, owner: str) -> None:
     """Make the turn this try's (``owner``), and list it under this worker, so that if the worker dies the
-    gateway's reaper can hand it on or end it. The owner token outlives the turn's own timeout; the turn's
-    terminal event deletes it."""
+    gateway's reaper can hand it on or end it. The owner token outlives the turn's own timeout."""
     async with services.redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.turn_owner(turn_id), owner, ex=int(services.settings.turn_timeout_s) + OWNER_MARGIN_S)
         list_turn(pipe, services.worker_id, turn_id)

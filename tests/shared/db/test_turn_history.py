@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from shared.db.conversations import get_conversation, list_conversations
+from shared.db.conversations import conversation_owner, delete_conversation, get_conversation, list_conversations
 from shared.db.database import Database
 from shared.db.models import Turn
 from shared.db.readers import delete_reader
@@ -58,6 +58,37 @@ async def test_records_of_a_deleted_reader_are_dropped_not_resurrected(database:
     await delete_reader(database.sessions, reader_id)
     assert await write_turns(database.sessions, [a_turn_record(reader_id=reader_id)]) == 0
     assert await turn_rows(database) == 0
+
+
+async def test_records_of_a_deleted_conversation_are_dropped_not_resurrected(database: Database) -> None:
+    reader_id, _ = await a_reader(database)
+    first = a_turn_record(reader_id=reader_id)
+    await write_turns(database.sessions, [first])
+    assert await delete_conversation(database.sessions, reader_id, first.conversation_id)
+    assert not await delete_conversation(database.sessions, reader_id, first.conversation_id), "gone already"
+    late = a_turn_record(reader_id=reader_id, conversation_id=first.conversation_id)  # still running at deletion
+    other = a_turn_record(reader_id=reader_id)
+    assert await write_turns(database.sessions, [late, other]) == 1
+    assert await get_conversation(database.sessions, reader_id, first.conversation_id) is None
+    page = await list_conversations(database.sessions, reader_id)
+    assert [(c.id, c.turns) for c in page.conversations] == [(other.conversation_id, 1)]
+    assert await turn_rows(database) == 1
+    owner = await conversation_owner(database.sessions, first.conversation_id)
+    assert (owner.exists, owner.deleted) == (False, True)
+
+
+async def test_a_conversation_not_written_yet_is_deleted_only_when_known_as_the_readers(database: Database) -> None:
+    reader_id, _ = await a_reader(database)
+    other_id, _ = await a_reader(database)
+    theirs = a_turn_record(reader_id=other_id)
+    await write_turns(database.sessions, [theirs])
+    assert not await delete_conversation(database.sessions, reader_id, theirs.conversation_id, unwritten_ours=True)
+    assert not await delete_conversation(database.sessions, reader_id, "nobody-knows-it")
+    running = a_turn_record(reader_id=reader_id)  # its turn still runs: the database has nothing of it
+    assert await delete_conversation(database.sessions, reader_id, running.conversation_id, unwritten_ours=True)
+    assert await write_turns(database.sessions, [running]) == 0
+    assert await get_conversation(database.sessions, reader_id, running.conversation_id) is None
+    assert await get_conversation(database.sessions, other_id, theirs.conversation_id) is not None
 
 
 odd_text = st.text(

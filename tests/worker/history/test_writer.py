@@ -115,3 +115,16 @@ async def test_a_record_the_database_refuses_alone_is_dropped_and_the_rest_writt
     assert {r.turn_id for r in good} <= set(written)
     assert writer.dropped == (0 if database.backend == "sqlite" else 1)
     assert await waiting_records(redis) == 0
+
+
+async def test_a_second_record_of_a_turn_never_replaces_the_first(redis: Redis, database: Database) -> None:
+    """Only the party that ended a turn queues its record (shared/ended_turns.py); should another record of
+    the turn ever arrive (a redelivery), the row keeps what the first one said."""
+    done = a_turn_record()
+    late = a_turn_record(turn_id=done.turn_id, conversation_id=done.conversation_id, status="cancelled", answer="")
+    await queue(redis, [done, late])
+    async with running(HistoryWriter(redis, database, "w1")) as writer:
+        await asyncio.wait_for(writer.wait_written(2), 30)
+    async with database.sessions() as session:
+        kept = (await session.execute(select(Turn.status, Turn.answer).where(Turn.id == done.turn_id))).one()
+    assert tuple(kept) == ("done", done.answer)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from shared.db.database import Database
-from shared.db.migrate import migrate
-from shared.db.turn_history import write_turns
 from tests.conftest import SettingsFactory
-from tests.factories import a_turn_record
+from tests.factories import a_turn_record, stored_turns
 from worker.turns.conversation import ConversationMemory
 
 
@@ -16,11 +14,8 @@ async def test_memory_lost_from_redis_comes_from_the_database_even_during_migrat
     make_settings: SettingsFactory, redis: Redis
 ) -> None:
     settings = make_settings()
-    earlier = Database(settings)
-    await migrate(earlier.engine)
     record = a_turn_record(conversation_id="conv-3", question="What is a topic?", answer="A named bus.")
-    await write_turns(earlier.sessions, [record])
-    await earlier.close()
+    await stored_turns(settings, [record])
 
     database = Database(settings)  # a restarted worker: its schema check has only just begun
     database.start()

@@ -205,7 +205,22 @@ async def test_a_turn_handed_on_takes_no_more_writes_from_its_first_try(redis: R
     assert [e["type"] for e in await stream(redis, stalled)] == ["sources", "delta", "done"]
     assert [e.get("text") for e in await stream(redis, stalled)][1] == "the answer"
     assert [e["text"] for e in await stream(redis, other)] == ["fine"]
-    assert not await redis.exists(keys.turn_owner(stalled)), "the terminal event ends the ownership"
+    late = batcher.sink(stalled, f"first try of {stalled}")  # the first try, resuming after the second try's end
+    late.delta("still stale")
+    with pytest.raises(TurnHandedOn):
+        await late.drain()
+    with pytest.raises(TurnEnded):
+        await second.emit(ErrorEvent(turn_id=stalled, code=ErrorCode.INTERNAL, message="after its own end"))
+    assert [e["type"] for e in await stream(redis, stalled)] == ["sources", "delta", "done"]
+
+
+async def test_a_stream_lost_with_its_owner_token_is_a_lost_stream(redis: Redis, writer: TurnEventWriter) -> None:
+    """After a Redis restart the token is gone with the stream: the turn is lost, not handed on."""
+    turn_id = "d" * 32
+    sink = EventBatcher(writer).sink(turn_id, "a try")
+    sink.delta("x")
+    with pytest.raises(TurnStreamLost):
+        await sink.drain()
 
 
 async def test_the_gateways_writes_need_no_owner(redis: Redis, writer: TurnEventWriter) -> None:
