@@ -146,11 +146,14 @@ async def test_a_restored_panel_shows_the_latest_answer(make_settings: SettingsF
         assert room >= 0, f"the placeholder overflows by {-room:.0f} px"
         await screenshot(page, "docusaurus-4-selection")
         await page.keyboard.press("Enter")
-        for follow_up in ["What is a topic?", "What does QoS reliability change?"]:
-            await expect(panel.locator(".turn").last).to_have_attribute("data-status", "done")
+        turns = panel.locator(".turn")
+        for asked, follow_up in enumerate(["What is a topic?", "What does QoS reliability change?"], start=1):
+            # The widget draws a new turn on the next animation frame: until then the last turn is the previous,
+            # already answered one, and an ask typed then would be refused (one answer at a time).
+            await expect(turns).to_have_count(asked)
+            await expect(turns.last).to_have_attribute("data-status", "done")
             await question.fill(follow_up)
             await question.press("Enter")
-        turns = panel.locator(".turn")
         await expect(turns).to_have_count(3)
         await expect(turns.last).to_have_attribute("data-status", "done")
 
