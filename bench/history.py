@@ -8,8 +8,8 @@
    ``--turns`` turns of ``--readers`` readers in Postgres: p50/p95 per request, one request at a time;
 3. ttfd: the stack (``python -m worker``, ``python -m gateway``, the fake Cohere at a realistic pace) with
    ``DATABASE_URL`` at Postgres, 100 chats in flight, measured with Postgres up (every turn written), then
-   stopped (records wait in Redis), then up again: time to first delta and whole turn (p50/p90/p99), and
-   the ratios.
+   stopped (records wait in Redis), ``--rounds`` times: time to first delta and whole turn (p50/p90/p99), and
+   each pair's ratio with their median.
 
 Prints the figures and writes ``bench/results/history.json``. The load runs on the same CPUs as the
 stack and the database: the machine's load average is recorded with the figures.
@@ -185,7 +185,9 @@ async def measure_reads(
     }
 
 
-async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float) -> dict[str, Any]:
+async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float, rounds: int) -> dict[str, Any]:
+    """Postgres up, then stopped, ``rounds`` times over, in one stack: each "off" phase is compared with the "on"
+    phase just before it, so a drift of the machine's load shifts both sides of a pair alike."""
     name = server.create_database()
     fake = FakeCohereSettings(
         embed_latency_ms=100.0,
@@ -195,26 +197,28 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float)
         answer_sentences=3,
     )
     questions = load_questions()
-    results: dict[str, Any] = {}
+    phases: list[dict[str, Any]] = []
     extra = {"DATABASE_URL": server.url(name)}
     async with LocalStack(workdir / "ttfd", fake, extra_env=extra) as stack:
         await measure_level(stack, 20, duration_s=5, questions=questions)  # warm up
-        for label in ("on", "off", "on_again"):
-            if label == "off":
-                server.stop()
-            elif label == "on_again":
-                server.start()
-            level = await measure_level(stack, 100, duration_s=duration_s, questions=questions)
-            level["load"] = load()
-            print(label, level["ttfd_ms"], level["turn_ms"], level["load"], flush=True)
-            results[label] = {
-                k: level[k] for k in ("turns_ok", "turns_failed", "ttfd_ms", "turn_ms", "cpu_cores_used", "load")
-            }
-    on = [results["on"], results["on_again"]]
-    off = results["off"]
+        for round_ in range(rounds):
+            for database in ("on", "off"):
+                if database == "off":
+                    server.stop()
+                elif round_ > 0:
+                    server.start()
+                level = await measure_level(stack, 100, duration_s=duration_s, questions=questions)
+                phase = {"database": database, "round": round_ + 1, "load": load()}
+                phase |= {k: level[k] for k in ("turns_ok", "turns_failed", "ttfd_ms", "turn_ms", "cpu_cores_used")}
+                print(database, phase["ttfd_ms"], phase["turn_ms"], phase["load"], flush=True)
+                phases.append(phase)
+        server.start()
+    results: dict[str, Any] = {"phases": phases}
+    pairs = list(zip(phases[::2], phases[1::2], strict=True))
     for stat in ("p50", "p90", "p99"):
-        mean_on = statistics.mean(level["ttfd_ms"][stat] for level in on)
-        results[f"ttfd_{stat}_ratio_on_off"] = round(mean_on / off["ttfd_ms"][stat], 3)
+        ratios = [round(on["ttfd_ms"][stat] / off["ttfd_ms"][stat], 3) for on, off in pairs]
+        results[f"ttfd_{stat}_ratios_on_off"] = ratios
+        results[f"ttfd_{stat}_ratio_on_off_median"] = round(statistics.median(ratios), 3)
     return results
 
 
@@ -226,6 +230,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--readers", type=int, default=10_000, help="read: readers owning them")
     parser.add_argument("--requests", type=int, default=500, help="read: requests of each kind")
     parser.add_argument("--duration", type=float, default=20.0, help="ttfd: seconds measured per phase")
+    parser.add_argument("--rounds", type=int, default=3, help="ttfd: pairs of phases, Postgres up then stopped")
     parser.add_argument("--out", type=Path, default=Path("bench/results/history.json"))
     return parser.parse_args(argv)
 
@@ -264,7 +269,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     print("read", json.dumps(results["read"]))
         if "ttfd" in parts:
-            results["ttfd"] = await measure_ttfd(workdir, server, args.duration)
+            results["ttfd"] = await measure_ttfd(workdir, server, args.duration, args.rounds)
             print("ttfd", json.dumps(results["ttfd"]))
     finally:
         bouncer.stop()
