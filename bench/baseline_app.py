@@ -33,6 +33,7 @@ from shared.turn_events import TurnAppend
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.failures import ProviderFailure
 from worker.cohere.provider import CohereProvider
+from worker.knowledge.book_outlines import BookOutlines
 from worker.knowledge.standalone_indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
@@ -113,6 +114,7 @@ def create_baseline_app(settings: Settings) -> FastAPI:
             batcher=None,  # type: ignore[arg-type]  # events go to the socket: a batcher per ask (answer_ask)
             store=store,
             vocabulary=BookVocabulary(store),
+            outlines=BookOutlines(store),
             cohere=cohere,
             memory=ConversationMemory(redis, settings.conversation_max_turns, settings.conversation_ttl_s),
             metrics=TurnTimings(redis, record=False),

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from shared.db.database import Database
 from shared.settings import Settings
 from worker.cohere.provider import CohereProvider
+from worker.knowledge.book_outlines import BookOutlines
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.turns.conversation import ConversationMemory
@@ -24,6 +25,7 @@ class WorkerServices:
     batcher: EventBatcher  # every turn's events go out through it
     store: KnowledgeStore
     vocabulary: BookVocabulary  # how rare the book's words are: whether it covers a question (offline)
+    outlines: BookOutlines  # the served documents' sections: the follow-up suggestions
     cohere: CohereProvider | None
     memory: ConversationMemory
     metrics: TurnTimings

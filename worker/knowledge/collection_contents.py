@@ -52,10 +52,20 @@ class CollectionContents:
                 chunks.append(
                     (int(payload.get("position", 0)), str(payload.get("heading", "")), str(payload.get("url", "")))
                 )
-        sections: dict[str, str] = {}
-        for _, heading, url in sorted(chunks):
-            sections.setdefault(heading, url)
-        return list(sections.items())
+        return _sections(chunks)
+
+    async def outlines(self, name: str) -> dict[str, list[tuple[str, str]]]:
+        """Every document's outline in collection ``name`` (as ``outline`` gives one), in one pass."""
+        chunks: dict[str, list[tuple[int, str, str]]] = {}
+        async for records in self._scroll(name, payload=["doc", "position", "heading", "url"], vectors=False):
+            for record in records:
+                payload = record.payload or {}
+                doc = payload.get("doc")
+                if isinstance(doc, str):
+                    chunks.setdefault(doc, []).append(
+                        (int(payload.get("position", 0)), str(payload.get("heading", "")), str(payload.get("url", "")))
+                    )
+        return {doc: _sections(found) for doc, found in chunks.items()}
 
     async def copy_documents(self, source: str, target: str, docs: set[str]) -> int:
         """Copy the points of ``docs`` (vectors and payload as they are) from ``source`` to ``target``."""
@@ -92,3 +102,11 @@ class CollectionContents:
                 yield records
             if offset is None:
                 return
+
+
+def _sections(chunks: list[tuple[int, str, str]]) -> list[tuple[str, str]]:
+    """(position, heading path, url) of a document's chunks as its outline: reading order, each heading once."""
+    sections: dict[str, str] = {}
+    for _, heading, url in sorted(chunks):
+        sections.setdefault(heading, url)
+    return list(sections.items())

@@ -22,6 +22,7 @@ from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.history.retention import purge_history_periodically
 from worker.history.writer import HistoryWriter
+from worker.knowledge.book_outlines import BookOutlines
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
 from worker.reindex.job import first_start_failure, index_at_startup, publish_first_start_failure, schedule_reindexes
@@ -105,6 +106,7 @@ def lifecycle(
             ),
             store=store,
             vocabulary=BookVocabulary(store),
+            outlines=BookOutlines(store),
             cohere=CohereProvider(cohere_clients, settings, redis) if cohere_clients else None,
             memory=ConversationMemory(
                 redis, settings.conversation_max_turns, settings.conversation_ttl_s, database=database

@@ -229,7 +229,7 @@ async def _suggestions(
         (p.doc, p.heading) for p in passages[:2]
     ]
     try:
-        return await follow_up_questions(job.question, drew_on, services.store.contents.outline)
+        return await follow_up_questions(job.question, drew_on, services.outlines.outline)
     except KnowledgeStoreError as exc:  # suggestions are a courtesy: the answer stands without them
         logger.warning("turn %s: no suggestions (%s)", job.turn_id, exc)
         return []

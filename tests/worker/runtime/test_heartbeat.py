@@ -13,6 +13,7 @@ from shared.health import HEARTBEAT_TTL_S, WorkerHeartbeat
 from shared.turn_events import TurnEventWriter
 from tests.conftest import SettingsFactory
 from tests.factories import SAMPLE_BOOK
+from worker.knowledge.book_outlines import BookOutlines
 from worker.knowledge.standalone_indexing import ensure_indexed
 from worker.knowledge.store import KnowledgeStore
 from worker.knowledge.vocabulary import BookVocabulary
@@ -34,6 +35,7 @@ async def services(make_settings: SettingsFactory, redis: Redis) -> AsyncIterato
         batcher=EventBatcher(TurnEventWriter(redis, 60)),
         store=store,
         vocabulary=BookVocabulary(store),
+        outlines=BookOutlines(store),
         cohere=None,
         memory=ConversationMemory(redis, 6, 60),
         metrics=TurnTimings(redis, record=False),
