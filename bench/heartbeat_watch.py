@@ -18,6 +18,7 @@ from shared import keys
 from shared.health import HEARTBEAT_TTL_S
 
 SAMPLE_EVERY_S = 0.1
+SCAN_COUNT = 10_000
 
 
 class HeartbeatWatch:
@@ -46,7 +47,10 @@ class HeartbeatWatch:
 
     async def _watch(self) -> None:
         while True:
-            async for key in self._redis.scan_iter(match=keys.WORKER_HEARTBEAT_PREFIX + "*"):
+            # Redis holds thousands of keys while a level runs (each turn's stream, flags and arq's job keys):
+            # SCAN's default of 10 keys a call made each sample hundreds of round trips, whose CPU the watcher
+            # took from the stack it measures (bench/analysis.md, item 25).
+            async for key in self._redis.scan_iter(match=keys.WORKER_HEARTBEAT_PREFIX + "*", count=SCAN_COUNT):
                 self._seen.add(key)
             for key in self._seen:
                 remaining = await self._redis.pttl(key)
