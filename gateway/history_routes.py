@@ -157,11 +157,13 @@ async def create_reader(services: ServicesDep, http: Request) -> Any:
 
 @router.delete("/readers/me", status_code=status.HTTP_204_NO_CONTENT, response_model=None, responses=_AUTH)
 async def forget_reader(services: ServicesDep, credentials: Credentials) -> Any:
-    """Delete the reader and everything of theirs: conversations, turns, ratings."""
+    """Delete the reader and everything of theirs: conversations, turns, ratings, and the conversations'
+    memory in Redis."""
     reader = await _reader(services, credentials)
     if isinstance(reader, JSONResponse):
         return reader
-    await delete_reader(await services.database.ready_sessions(), reader)
+    for conversation_id in await delete_reader(await services.database.ready_sessions(), reader):
+        await services.owners.forget(conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -75,7 +75,10 @@ async def joined_into(sessions: async_sessionmaker[AsyncSession], reader_id: str
     return account
 
 
-async def delete_reader(sessions: async_sessionmaker[AsyncSession], reader_id: str) -> None:
-    """The reader, their conversations, turns and feedback (foreign keys cascade)."""
+async def delete_reader(sessions: async_sessionmaker[AsyncSession], reader_id: str) -> list[str]:
+    """The reader, their conversations, turns and feedback (foreign keys cascade); returns the ids of the
+    conversations that went, for the caller to forget what Redis holds of them."""
     async with sessions.begin() as session:
+        conversations = list(await session.scalars(select(Conversation.id).where(Conversation.reader_id == reader_id)))
         await session.execute(delete(Reader).where(Reader.id == reader_id))
+    return conversations

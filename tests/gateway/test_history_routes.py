@@ -42,7 +42,7 @@ async def hello(client: ChatClient, **fields: Any) -> dict[str, Any]:
 
 
 async def test_a_readers_history_survives_in_the_database_and_only_they_see_it(
-    make_settings: SettingsFactory, database_url: str | None
+    make_settings: SettingsFactory, database_url: str | None, redis: Redis
 ) -> None:
     async with stack(make_settings(database_url=database_url)) as (api, worker):
         created = await api.post("/api/readers")
@@ -108,9 +108,12 @@ async def test_a_readers_history_survives_in_the_database_and_only_they_see_it(
         # deleting: one conversation, then the reader and everything of theirs
         assert (await api.delete(f"/api/conversations/{conversation_id}", headers=bearer(token))).status_code == 204
         assert (await api.get(f"/api/conversations/{conversation_id}", headers=bearer(token))).status_code == 404
+        their_conversation = intruding.events[0]["conversation_id"]
+        assert await redis.exists(keys.conversation(their_conversation)), "the worker remembers it in Redis"
         assert (await api.delete("/api/readers/me", headers=theirs)).status_code == 204
         gone = await api.get("/api/conversations", headers=theirs)
         assert gone.status_code == 401 and gone.json()["error"]["code"] == "unauthorized"
+        assert not await redis.exists(keys.conversation(their_conversation)), "its memory went with the reader"
 
 
 async def test_bad_tokens_are_refused_and_the_socket_stays_usable(
