@@ -43,7 +43,7 @@ from shared.db.migrate import migrate
 from shared.db.models import Reader
 from shared.db.readers import reader_by_token, token_hash
 from shared.db.turn_history import write_turns
-from shared.history import TurnRecord
+from shared.history import TurnRecord, waiting_records
 from shared.settings import Settings
 from tests.factories import a_turn_record
 from tests.postgres_servers import PgBouncer, PostgresServer
@@ -186,8 +186,9 @@ async def measure_reads(
 
 
 async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float, rounds: int) -> dict[str, Any]:
-    """Postgres up, then stopped, ``rounds`` times over, in one stack: each "off" phase is compared with the "on"
-    phase just before it, so a drift of the machine's load shifts both sides of a pair alike."""
+    """Postgres up and stopped, ``rounds`` pairs of phases in one stack, the order alternating (on-off, off-on,
+    ...) so that neither side always runs second. Before an "on" phase the records queued while Postgres was
+    stopped are written first: the catch-up is not what a phase with the database up costs."""
     name = server.create_database()
     fake = FakeCohereSettings(
         embed_latency_ms=100.0,
@@ -200,26 +201,48 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float,
     phases: list[dict[str, Any]] = []
     extra = {"DATABASE_URL": server.url(name)}
     async with LocalStack(workdir / "ttfd", fake, extra_env=extra) as stack:
+        assert stack.redis is not None
         await measure_level(stack, 20, duration_s=5, questions=questions)  # warm up
         for round_ in range(rounds):
-            for database in ("on", "off"):
-                if database == "off":
-                    server.stop()
-                elif round_ > 0:
-                    server.start()
+            order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+            for database in order:
+                if database == "off" and server.running():
+                    await asyncio.to_thread(server.stop)
+                elif database == "on":
+                    if not server.running():
+                        await asyncio.to_thread(server.start)
+                    await drained(stack.redis)
                 level = await measure_level(stack, 100, duration_s=duration_s, questions=questions)
                 phase = {"database": database, "round": round_ + 1, "load": load()}
                 phase |= {k: level[k] for k in ("turns_ok", "turns_failed", "ttfd_ms", "turn_ms", "cpu_cores_used")}
                 print(database, phase["ttfd_ms"], phase["turn_ms"], phase["load"], flush=True)
                 phases.append(phase)
-        server.start()
+        if not server.running():
+            await asyncio.to_thread(server.start)
     results: dict[str, Any] = {"phases": phases}
-    pairs = list(zip(phases[::2], phases[1::2], strict=True))
+    pairs = [
+        (
+            next(p for p in phases if p["round"] == r and p["database"] == "on"),
+            next(p for p in phases if p["round"] == r and p["database"] == "off"),
+        )
+        for r in range(1, rounds + 1)
+    ]
     for stat in ("p50", "p90", "p99"):
         ratios = [round(on["ttfd_ms"][stat] / off["ttfd_ms"][stat], 3) for on, off in pairs]
         results[f"ttfd_{stat}_ratios_on_off"] = ratios
         results[f"ttfd_{stat}_ratio_on_off_median"] = round(statistics.median(ratios), 3)
+        turn_ratios = [round(on["turn_ms"][stat] / off["turn_ms"][stat], 3) for on, off in pairs]
+        results[f"turn_{stat}_ratio_on_off_median"] = round(statistics.median(turn_ratios), 3)
     return results
+
+
+async def drained(redis: Any, timeout_s: float = 60.0) -> None:
+    """Until the history queue is empty: every record of the phase before is in the database."""
+    deadline = time.monotonic() + timeout_s
+    while await waiting_records(redis) > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the history writer did not catch up")
+        await asyncio.sleep(0.2)  # polling the queue's length: Redis has no event for "stream empty"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
