@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.history import CitationRecord, TurnRecord, enqueue_record
+from shared.history import CitationRecord, TurnRecord, enqueue_record, forget_unrecorded
 from shared.jobs import TurnJob
 from shared.protocol import (
     CitationEvent,
@@ -45,17 +45,20 @@ async def end_turn(redis: Redis, events: TurnEventWriter, error: ErrorEvent, pro
     return True
 
 
-async def queue_record_from_stream(redis: Redis, turn_id: str, provider: Provider) -> None:
-    """Queue the record of an ended turn as its stream shows it. Never raises: the turn has ended for its
-    client whatever becomes of its record."""
+async def queue_record_from_stream(redis: Redis, turn_id: str, provider: Provider) -> bool:
+    """Queue the record of an ended turn as its stream shows it, unless it is queued already; whether it was.
+    Never raises: the turn has ended for its client whatever becomes of its record (a record not queued for
+    a fault stays marked, and a worker's sweep tries again)."""
     try:
         record = await record_from_stream(redis, turn_id, provider)
         if record is None:
             logger.warning("turn %s: no record of its ask; its history row is lost", turn_id)
-            return
-        await enqueue_record(redis, record)
+            await forget_unrecorded(redis, turn_id)
+            return False
+        return await enqueue_record(redis, record)
     except Exception as exc:
         logger.warning("turn %s: its history record could not be queued (%s)", turn_id, type(exc).__name__)
+        return False
 
 
 async def record_from_stream(redis: Redis, turn_id: str, provider: Provider) -> TurnRecord | None:

@@ -1,12 +1,15 @@
 """The record of a finished turn, and the durable queue it waits in until the database has it.
 
 The answer never waits on the database: when a turn ends, whoever ended it (the worker, or the gateway:
-shared/ended_turns.py) appends a ``TurnRecord`` to a Redis stream (one XADD, after the terminal event went
-out) and goes on. A writer (worker/history/writer.py) reads the
-stream through a consumer group, upserts the records in batches keyed by turn id, and only then
-acknowledges and deletes them. A record whose writer died stays pending in the group and another writer
-claims it; one the database refused stays until the database is back. So the stream's length is exactly
-the number of records waiting, which ``/ready`` shows.
+shared/ended_turns.py) queues a ``TurnRecord`` on a Redis stream (one script call, after the terminal event
+went out) and goes on. The terminal event marked the turn as unrecorded in the step that wrote it, and
+queuing its record clears the mark, so a turn whose recorder was killed in between keeps its mark; a
+worker's sweep records it from its stream (worker/history/unrecorded.py).
+
+A writer (worker/history/writer.py) reads the stream through a consumer group, upserts the records in
+batches keyed by turn id, and only then acknowledges and deletes them. A record whose writer died stays
+pending in the group and another writer claims it; one the database refused stays until the database is
+back. So the queue's length plus the marks left is the number of records waiting, which ``/ready`` shows.
 """
 
 from __future__ import annotations
@@ -58,10 +61,41 @@ class TurnRecord(BaseModel):
     finished_at: float
 
 
-async def enqueue_record(redis: Redis, record: TurnRecord) -> None:
-    await redis.xadd(keys.HISTORY_QUEUE, {"r": record.model_dump_json()}, maxlen=MAX_WAITING, approximate=True)
+_QUEUE_SCRIPT = """
+-- KEYS[1] the history queue, KEYS[2] the ended turns whose record is not queued yet.
+-- ARGV[1] turn id, ARGV[2] the record, ARGV[3] most records kept, ARGV[4] '1' to queue only a turn that is
+-- still unrecorded (so the turn's recorder and a late sweep never both queue it).
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 and ARGV[4] == '1' then
+  return 0
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[2])
+return 1
+"""
+
+
+async def enqueue_record(redis: Redis, record: TurnRecord, *, once: bool = True) -> bool:
+    """Queue ``record`` for the database, unless someone queued it already: whether this call queued it.
+    ``once=False`` is for a turn whose terminal event Redis lost with a restart (it is in no set)."""
+    queue = redis.register_script(_QUEUE_SCRIPT)
+    args: list[str | int] = [record.turn_id, record.model_dump_json(), MAX_WAITING, "1" if once else "0"]
+    return bool(await queue(keys=[keys.HISTORY_QUEUE, keys.UNRECORDED_TURNS], args=args))
+
+
+async def unrecorded_since(redis: Redis, ended_before: float, limit: int) -> list[str]:
+    """Turns that ended before ``ended_before`` (Redis's clock, epoch seconds) and whose record is not queued."""
+    members = await redis.zrangebyscore(keys.UNRECORDED_TURNS, "-inf", ended_before, start=0, num=limit)
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+
+async def forget_unrecorded(redis: Redis, turn_id: str) -> None:
+    """A turn whose record can no longer be made (its stream expired): stop looking for it."""
+    await redis.zrem(keys.UNRECORDED_TURNS, turn_id)
 
 
 async def waiting_records(redis: Redis) -> int:
-    """Records not yet in the database (delivered or not)."""
-    return int(await redis.xlen(keys.HISTORY_QUEUE))
+    """Records not yet in the database (queued, or of turns that have just ended)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(keys.HISTORY_QUEUE)
+        pipe.zcard(keys.UNRECORDED_TURNS)
+        queued, unrecorded = await pipe.execute()
+    return int(queued) + int(unrecorded)

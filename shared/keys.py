@@ -69,6 +69,11 @@ def conversation_owner(conversation_id: str) -> str:
 # history writers through one consumer group, each entry deleted once the database has it.
 HISTORY_QUEUE = f"{PREFIX}:history"
 
+# Sorted set of the turns that have ended but whose record is not in HISTORY_QUEUE yet, scored by when they
+# ended (Redis's clock): the terminal event adds a turn in the same script that writes it, queuing its record
+# removes it. One left behind lost its recorder (a process killed between the two) and is recorded late.
+UNRECORDED_TURNS = f"{PREFIX}:history:unrecorded"
+
 
 def gateway_wake(gateway_id: str) -> str:
     """Stream that one gateway's relay includes in its blocking XREAD, so a new subscription can

@@ -3,7 +3,9 @@
 Both processes write here: the gateway writes ``accepted`` (and errors it detects itself, such as a
 cancel), the worker writes everything else. One Lua script makes each append atomic with the check
 "has this turn already ended?", so a late worker can never add events after a ``cancelled`` error
-and two writers can never both end the same turn. A worker's appends also carry its try's owner token
+and two writers can never both end the same turn. The terminal event also marks the turn as waiting for its
+history record (``keys.UNRECORDED_TURNS``), in the same atomic step, so no crash can end a turn unseen by
+history. A worker's appends also carry its try's owner token
 (``keys.turn_owner``): once the reaper has handed the turn to another worker, a first try that was only
 stalled can append nothing more, so a reader never sees two answers interleaved.
 """
@@ -20,7 +22,8 @@ from shared.protocol import TERMINAL_TYPES, _Event, event_payload
 
 _APPEND_SCRIPT = """
 -- Appends to one or more turns in one call (a worker writes the deltas of all its turns together).
--- KEYS[1] the set of pending turns (a turn leaves it with its terminal event), then per turn: its event
+-- KEYS[1] the set of pending turns (a turn leaves it with its terminal event), KEYS[2] the ended turns whose
+-- history record is not queued yet (a turn joins it with its terminal event), then per turn: its event
 -- stream, its "ended" flag and its owner token.
 -- ARGV[1] TTL in seconds, ARGV[2] most events a turn may keep; then per turn: its id, '1' if this append
 -- may create the stream, the writer's owner token ('' for the gateway, whose writes need none), the number
@@ -30,8 +33,8 @@ _APPEND_SCRIPT = """
 local ttl, max_events = ARGV[1], tonumber(ARGV[2])
 local results = {}
 local a = 3
-for t = 1, (#KEYS - 1) / 3 do
-  local stream, ended, owner = KEYS[3 * t - 1], KEYS[3 * t], KEYS[3 * t + 1]
+for t = 1, (#KEYS - 2) / 3 do
+  local stream, ended, owner = KEYS[3 * t], KEYS[3 * t + 1], KEYS[3 * t + 2]
   local turn_id, create, token, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local first = a + 4
   a = first + 2 * n
@@ -66,6 +69,7 @@ for t = 1, (#KEYS - 1) / 3 do
       if terminal then
         redis.call('SET', ended, '1', 'EX', ttl)
         redis.call('ZREM', KEYS[1], turn_id)
+        redis.call('ZADD', KEYS[2], redis.call('TIME')[1], turn_id)
         break
       end
     end
@@ -119,7 +123,7 @@ class TurnEventWriter:
     async def append_many(self, batch: Sequence[TurnAppend], *, create: bool = False) -> list[AppendOutcome]:
         """Append to several turns in one Redis call; one outcome per turn, in order. Each turn is checked
         and written on its own: one that has ended, lost its stream or changed hands does not stop the others."""
-        script_keys: list[str] = [keys.PENDING_TURNS]
+        script_keys: list[str] = [keys.PENDING_TURNS, keys.UNRECORDED_TURNS]
         args: list[str | bytes | int] = [self._ttl_s, self._max_events]
         for turn_id, events, owner in batch:
             script_keys += [keys.turn_events(turn_id), keys.turn_ended(turn_id), keys.turn_owner(turn_id)]

@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from fake_cohere.testing import RunningFake
 from shared.history import waiting_records
+from shared.protocol import ErrorCode, ErrorEvent
 from shared.settings import Settings
+from shared.turn_events import TurnEventWriter
 from tests.conftest import SettingsFactory
 from tests.stack import (
     ChatClient,
@@ -30,6 +33,7 @@ from tests.stack import (
     worker_ready,
 )
 from worker.app import TutorWorker
+from worker.history import unrecorded
 
 ADMIN = "admin-token-0123456789abcdef"
 QUESTION = "What is a ROS 2 topic?"
@@ -113,6 +117,27 @@ async def test_a_turn_cancelled_mid_answer_is_kept_as_cancelled_with_what_was_sh
         assert kept["turn_id"] == turn.turn_id and kept["status"] == "cancelled"
         assert kept["question"] == QUESTION and kept["answer"] == turn.text != ""
         assert [s["id"] for s in kept["sources"]] == [s["id"] for s in turn.of("sources")[0]["sources"]]
+        assert await stats_by_status(url) == {"cancelled": 1}
+
+
+async def test_a_cancel_whose_gateway_died_before_recording_it_is_recorded_by_a_worker(
+    cohere_settings: SettingsFactory, fake_cohere: RunningFake, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unrecorded, "GRACE_S", 0.0)  # the worker's sweep, without its 30 s wait
+    monkeypatch.setattr(unrecorded, "SWEEP_EVERY_S", 0.1)
+    await fake_cohere.set_knobs(tokens_per_second=10)
+    settings = cohere_settings(admin_token=ADMIN)
+    async with stack_with_worker(settings) as (url, worker), reader_chat(url) as (client, api):
+        turn = await ask_until(client, "delta")
+        # the first half of the gateway's cancel (shared/ended_turns.end_turn): the gateway dies before the second
+        cancel = ErrorEvent(turn_id=turn.turn_id, code=ErrorCode.CANCELLED, message="the turn was cancelled")
+        assert await TurnEventWriter(redis, settings.turn_events_ttl_s).append(turn.turn_id, [cancel])
+        await client.collect(turn)
+        assert turn.terminal["code"] == "cancelled"
+        await job_finished(worker, turn.turn_id)
+        assert await written(worker, 1) == 1 and await waiting_records(redis) == 0
+        (kept,) = await history_turns(api, turn.of("accepted")[0]["conversation_id"])
+        assert (kept["turn_id"], kept["status"], kept["answer"]) == (turn.turn_id, "cancelled", turn.text)
         assert await stats_by_status(url) == {"cancelled": 1}
 
 

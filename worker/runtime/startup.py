@@ -21,6 +21,7 @@ from shared.turn_events import TurnEventWriter
 from worker.cohere.client import build_cohere_clients
 from worker.cohere.provider import CohereProvider
 from worker.history.retention import purge_history_periodically
+from worker.history.unrecorded import record_unrecorded_periodically
 from worker.history.writer import HistoryWriter
 from worker.knowledge.book_outlines import BookOutlines
 from worker.knowledge.store import KnowledgeStore
@@ -119,6 +120,9 @@ def lifecycle(
         background.append(asyncio.create_task(beat(services, state, jobs_running), name="heartbeat"))
         state.history_writer = HistoryWriter(history_redis, database, consumer=state.worker_id)
         background.append(asyncio.create_task(state.history_writer.run(), name="history-writer"))
+        background.append(
+            asyncio.create_task(record_unrecorded_periodically(redis, settings.provider), name="history-unrecorded")
+        )
         background.append(
             asyncio.create_task(
                 purge_history_periodically(database, settings.history_retention_days), name="history-retention"

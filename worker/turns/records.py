@@ -1,4 +1,4 @@
-"""When the worker ends a turn, its record goes into the history queue (shared/history.py): one Redis write
+"""When the worker ends a turn, its record goes into the history queue (shared/history.py): one Redis call
 after the terminal event, never a wait on the database. A turn ended by someone else (a cancel, the gateway's
 timeout, the reaper) is recorded by them (shared/ended_turns.py): one record per turn."""
 
@@ -61,6 +61,8 @@ async def record_turn(
         await queue_record_from_stream(redis, job.turn_id, settings.provider)
         return
     try:
-        await enqueue_record(redis, turn_record(job, sink, settings.provider, time.time()))
+        # a turn whose stream Redis lost has no mark to clear (shared/history.py): queue it all the same
+        once = sink.outcome is not None
+        await enqueue_record(redis, turn_record(job, sink, settings.provider, time.time()), once=once)
     except Exception as exc:  # Redis gone: the turn's stream went with it, and so does its record
         logger.warning("turn %s: its history record could not be queued (%s)", job.turn_id, type(exc).__name__)

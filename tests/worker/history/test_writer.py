@@ -41,7 +41,7 @@ async def rows(database: Database) -> dict[str, int]:
 
 async def queue(redis: Redis, records: list[TurnRecord]) -> None:
     for record in records:
-        await enqueue_record(redis, record)
+        await enqueue_record(redis, record, once=False)  # records of no real turn: none is marked
 
 
 async def test_records_are_written_once_and_leave_the_queue(redis: Redis, database: Database) -> None:
