@@ -1,7 +1,8 @@
 """The worker's history writer: moves finished turns from the Redis queue (shared/history.py) into the database.
 
 Each worker runs one, all in one consumer group, so a record goes to one writer at a time. A batch is
-upserted in one transaction, then acknowledged and deleted; until then it stays pending. While the
+upserted in one transaction, then acknowledged and deleted; until then it stays pending. Under load records
+are gathered into batches of up to ``WRITE_INTERVAL_S`` worth, so the writer takes little of the loop. While the
 database is unreachable the writer keeps retrying its own pending batch (with backoff) and takes nothing
 new, so records wait in Redis in order; a writer that died leaves its pending records to be claimed by
 another after ``CLAIM_IDLE_MS``. Writes are idempotent (keyed by turn id), so a record written and then
@@ -30,6 +31,10 @@ BLOCK_MS = 1000
 CLAIM_IDLE_MS = 30_000  # well over the longest batch write: a record this idle has lost its writer
 CLAIM_EVERY_S = 10.0
 RETRY_MAX_S = 10.0
+# At most this many transactions a second: under load a record waits up to this long for others to share its
+# transaction, which costs the worker's event loop (that streams the answers) a tenth of what one transaction
+# per record does (bench/analysis.md); when turns are few, each is written as it comes.
+WRITE_INTERVAL_S = 0.25
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -58,7 +63,10 @@ class HistoryWriter:
             try:
                 entries = await self._next_batch()
                 if entries:
+                    started = time.monotonic()
                     await self._write(entries)
+                    if len(entries) < BATCH:
+                        await asyncio.sleep(WRITE_INTERVAL_S - (time.monotonic() - started))
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
