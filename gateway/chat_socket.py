@@ -21,12 +21,12 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from gateway.clients import client_address, origin_allowed
 from gateway.frame_budget import TokenBucket
+from gateway.ratings import save_rating
 from gateway.reader_auth import InvalidCredentials
 from gateway.services import GatewayServices, ServicesDep
 from gateway.sign_in import SignInUnavailable
 from gateway.turns import TurnNotAccepted
 from shared.db.database import DatabaseUnavailable
-from shared.db.feedback import save_feedback
 from shared.protocol import (
     AskFrame,
     CancelFrame,
@@ -222,9 +222,7 @@ class ChatSession:
                 ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNAUTHORIZED, message="say hello before rating")
             )
             return
-        sessions = await self.services.database.ready_sessions()
-        saved = await save_feedback(sessions, self.reader_id, frame.turn_id, frame)
-        if not saved:
+        if not await save_rating(self.services, self.reader_id, frame.turn_id, frame):
             self.push_event(
                 ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNKNOWN_TURN, message="no finished turn of yours")
             )

@@ -16,10 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.clients import client_address
+from gateway.ratings import save_rating
 from gateway.reader_auth import InvalidCredentials
 from gateway.services import GatewayServices, ServicesDep
 from shared.db.conversations import delete_conversation, get_conversation, list_conversations
-from shared.db.feedback import save_feedback
 from shared.db.readers import delete_reader
 from shared.protocol import (
     CONVERSATION_ID_PATTERN,
@@ -245,6 +245,6 @@ async def rate_turn(turn_id: TurnId, body: FeedbackBody, services: ServicesDep, 
         if any("longer than" in str(e.get("msg", "")) for e in errors):
             return api_error(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", describe_validation_error(errors))
         return api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_frame", describe_validation_error(errors))
-    if not await save_feedback(await services.database.ready_sessions(), reader, turn_id, fields):
+    if not await save_rating(services, reader, turn_id, fields):
         return not_found("finished turn")
     return FeedbackSaved(turn_id=turn_id, rating=fields.rating, reason=fields.reason, comment=fields.comment)

@@ -22,6 +22,7 @@ from tests.stack import (
     stack_with_worker,
 )
 from worker.app import TutorWorker
+from worker.history import writer as history_writer
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "pgbouncer"], indirect=True)
 
@@ -167,6 +168,38 @@ async def test_feedback_outside_the_set_or_too_long_is_refused(
         ).status_code == 200
         unknown = await api.put(f"/api/turns/{'c' * 32}/feedback", headers=bearer(token), json={"rating": "up"})
         assert unknown.status_code == 404
+
+
+async def test_a_rating_sent_as_soon_as_the_answer_is_done_is_kept(
+    make_settings: SettingsFactory, database_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history_writer, "WRITE_INTERVAL_S", 1.5)  # a turn's row lands up to 1.5 s after it ends
+    async with stack(make_settings(database_url=database_url)) as (api, worker):
+        token = (await api.post("/api/readers")).json()["reader_token"]
+        async with chat(str(api.base_url)) as client:
+            await hello(client, reader_token=token)
+            first = await client.ask("What is ROS 2?")
+            conversation_id = first.events[0]["conversation_id"]
+            await history_written(worker, 1)  # the writer now waits before its next transaction
+            second = await client.ask("And what is a topic?", conversation_id=conversation_id)
+            await client.send({"type": "feedback", "turn_id": second.turn_id, "rating": "up"})
+            assert await client.receive() == {"type": "feedback_saved", "turn_id": second.turn_id}
+            await history_written(worker, 2)
+            third = await client.ask("And a service?", conversation_id=conversation_id)
+            rated = await api.put(
+                f"/api/turns/{third.turn_id}/feedback",
+                headers=bearer(token),
+                json={"rating": "down", "reason": "unclear"},
+            )
+            assert rated.status_code == 200, rated.text
+            other = (await api.post("/api/readers")).json()["reader_token"]
+            await history_written(worker, 3)
+            refused = await api.put(
+                f"/api/turns/{first.turn_id}/feedback", headers=bearer(other), json={"rating": "up"}
+            )
+            assert refused.status_code == 404, "only the reader's own turns"
+        kept = (await api.get(f"/api/conversations/{conversation_id}", headers=bearer(token))).json()["turns"]
+        assert [t["feedback"] and t["feedback"]["rating"] for t in kept] == [None, "up", "down"]
 
 
 async def test_the_list_pages_newest_first(make_settings: SettingsFactory, database_url: str | None) -> None:
