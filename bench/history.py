@@ -1,15 +1,15 @@
 """Durable memory's benchmarks, against a real Postgres (and PgBouncer) started here:
 
-    .venv/bin/python -m bench.history [--parts write,read,ttfd] [--records 20000] [--turns 100000]
+    .venv/bin/python -m bench.history [--parts write,read,ttfd] [--records 20000] [--turns 100000] [--duration 120]
 
 1. write: finished-turn records queued in Redis, moved into Postgres by one history writer (the worker's
    ``worker/history/writer.py``), directly and through PgBouncer in transaction mode: records per second;
 2. read: ``GET /api/conversations`` and ``GET /api/conversations/{id}`` through the real gateway, with
    ``--turns`` turns of ``--readers`` readers in Postgres: p50/p95 per request, one request at a time;
 3. ttfd: the stack (``python -m worker``, ``python -m gateway``, the fake Cohere at a realistic pace) with
-   ``DATABASE_URL`` at Postgres, 100 chats in flight, measured with Postgres up (every turn written), then
-   stopped (records wait in Redis), ``--rounds`` times: time to first delta and whole turn (p50/p90/p99), and
-   each pair's ratio with their median.
+   ``DATABASE_URL`` at Postgres and 100 chats in flight throughout, while Postgres is frozen and thawed in
+   turn every ``--window`` seconds: time to first delta with the database on and off (p50/p90/p99), their
+   ratio over all turns, and window by window.
 
 Prints the figures and writes ``bench/results/history.json``. The load runs on the same CPUs as the
 stack and the database: the machine's load average is recorded with the figures.
@@ -36,20 +36,23 @@ from bench.hop_relay import measure_level
 from bench.stack import FakeCohereSettings, LocalStack
 from fake_cohere.testing import serve_asgi
 from gateway.app import create_app
+from loadtest.chat_load import ChatLoad, ChatLoadPlan
 from loadtest.questions import load_questions
+from loadtest.stats import summarize
 from shared.db.conversations import get_conversation, list_conversations
 from shared.db.database import Database
 from shared.db.migrate import migrate
 from shared.db.models import Reader
 from shared.db.readers import reader_by_token, token_hash
 from shared.db.turn_history import write_turns
-from shared.history import TurnRecord, waiting_records
+from shared.history import TurnRecord
 from shared.settings import Settings
 from tests.factories import a_turn_record
 from tests.postgres_servers import PgBouncer, PostgresServer
 from worker.history.writer import HistoryWriter
 
 PARTS = ("write", "read", "ttfd")
+SETTLE_S = 1.5  # ttfd: longer than a first delta takes at 100 in flight, so a turn stays in its window
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -185,10 +188,11 @@ async def measure_reads(
     }
 
 
-async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float, rounds: int) -> dict[str, Any]:
-    """Postgres up and stopped, ``rounds`` pairs of phases in one stack, the order alternating (on-off, off-on,
-    ...) so that neither side always runs second. Before an "on" phase the records queued while Postgres was
-    stopped are written first: the catch-up is not what a phase with the database up costs."""
+async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float, window_s: float) -> dict[str, Any]:
+    """100 chats in flight for ``duration_s`` without a pause, while Postgres is frozen (SIGSTOP: no CPU, no
+    answers, records wait in Redis) and thawed in turn, ``window_s`` each. A turn counts for the window its
+    ask was sent in, if sent ``SETTLE_S`` after the switch and ``SETTLE_S`` before the next, so its first
+    delta lies in the same window. Both sides share the run's drift: adjacent windows are seconds apart."""
     name = server.create_database()
     fake = FakeCohereSettings(
         embed_latency_ms=100.0,
@@ -198,51 +202,53 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float,
         answer_sentences=3,
     )
     questions = load_questions()
-    phases: list[dict[str, Any]] = []
     extra = {"DATABASE_URL": server.url(name)}
+    windows: list[tuple[str, float, float]] = []
     async with LocalStack(workdir / "ttfd", fake, extra_env=extra) as stack:
-        assert stack.redis is not None
         await measure_level(stack, 20, duration_s=5, questions=questions)  # warm up
-        for round_ in range(rounds):
-            order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
-            for database in order:
-                if database == "off" and server.running():
-                    await asyncio.to_thread(server.stop)
-                elif database == "on":
-                    if not server.running():
-                        await asyncio.to_thread(server.start)
-                    await drained(stack.redis)
-                level = await measure_level(stack, 100, duration_s=duration_s, questions=questions)
-                phase = {"database": database, "round": round_ + 1, "load": load()}
-                phase |= {k: level[k] for k in ("turns_ok", "turns_failed", "ttfd_ms", "turn_ms", "cpu_cores_used")}
-                print(database, phase["ttfd_ms"], phase["turn_ms"], phase["load"], flush=True)
-                phases.append(phase)
-        if not server.running():
-            await asyncio.to_thread(server.start)
-    results: dict[str, Any] = {"phases": phases}
-    pairs = [
-        (
-            next(p for p in phases if p["round"] == r and p["database"] == "on"),
-            next(p for p in phases if p["round"] == r and p["database"] == "off"),
+        ramp_s = 2.5
+        plan = ChatLoadPlan(
+            url=stack.chat_url,
+            users=100,
+            questions=questions,
+            ramp_up_s=ramp_s,
+            duration_s=ramp_s + window_s + duration_s,
+            turn_timeout_s=60.0,
+            seed=100,
         )
-        for r in range(1, rounds + 1)
-    ]
-    for stat in ("p50", "p90", "p99"):
-        ratios = [round(on["ttfd_ms"][stat] / off["ttfd_ms"][stat], 3) for on, off in pairs]
-        results[f"ttfd_{stat}_ratios_on_off"] = ratios
-        results[f"ttfd_{stat}_ratio_on_off_median"] = round(statistics.median(ratios), 3)
-        turn_ratios = [round(on["turn_ms"][stat] / off["turn_ms"][stat], 3) for on, off in pairs]
-        results[f"turn_{stat}_ratio_on_off_median"] = round(statistics.median(turn_ratios), 3)
+        run = asyncio.create_task(ChatLoad(plan).run())
+        await asyncio.sleep(ramp_s + window_s)  # the ramp, then a window that counts for neither side
+        try:
+            for n in range(int(duration_s // window_s)):
+                database = "on" if n % 2 else "off"
+                (server.pause if database == "off" else server.resume)()
+                started = time.time()
+                await asyncio.sleep(window_s)
+                windows.append((database, started, time.time()))
+        finally:
+            server.resume()
+        result = await run
+    turns = [(t.sent_at, t.first_delta_s * 1000) for t in result.turns if t.ok and t.first_delta_s is not None]
+    phases: list[dict[str, Any]] = []
+    for database, started, ended in windows:
+        inside = [ms for sent_at, ms in turns if started + SETTLE_S <= sent_at <= ended - SETTLE_S]
+        phases.append({"database": database, "ttfd_ms": inside})
+    results: dict[str, Any] = {"window_s": window_s, "windows": len(windows), "load": load()}
+    for side in ("on", "off"):
+        ttfd = [ms for p in phases if p["database"] == side for ms in p["ttfd_ms"]]
+        results[f"ttfd_ms_{side}"] = summarize(ttfd)
+    pairs = list(zip(phases[::2], phases[1::2], strict=False))  # (off, on), adjacent
+    for stat, share in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        results[f"ttfd_{stat}_ratio_on_off"] = round(
+            percentile([ms for p in phases if p["database"] == "on" for ms in p["ttfd_ms"]], share)
+            / percentile([ms for p in phases if p["database"] == "off" for ms in p["ttfd_ms"]], share),
+            3,
+        )
+        ratios = [round(percentile(b["ttfd_ms"], share) / percentile(a["ttfd_ms"], share), 3) for a, b in pairs]
+        results[f"ttfd_{stat}_window_ratios"] = ratios
+        results[f"ttfd_{stat}_window_ratio_median"] = round(statistics.median(ratios), 3)
+    print("ttfd on", results["ttfd_ms_on"], "off", results["ttfd_ms_off"], flush=True)
     return results
-
-
-async def drained(redis: Any, timeout_s: float = 60.0) -> None:
-    """Until the history queue is empty: every record of the phase before is in the database."""
-    deadline = time.monotonic() + timeout_s
-    while await waiting_records(redis) > 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the history writer did not catch up")
-        await asyncio.sleep(0.2)  # polling the queue's length: Redis has no event for "stream empty"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -252,8 +258,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--turns", type=int, default=100_000, help="read: turns in the database")
     parser.add_argument("--readers", type=int, default=10_000, help="read: readers owning them")
     parser.add_argument("--requests", type=int, default=500, help="read: requests of each kind")
-    parser.add_argument("--duration", type=float, default=20.0, help="ttfd: seconds measured per phase")
-    parser.add_argument("--rounds", type=int, default=3, help="ttfd: pairs of phases, Postgres up then stopped")
+    parser.add_argument("--duration", type=float, default=120.0, help="ttfd: seconds of load measured")
+    parser.add_argument("--window", type=float, default=6.0, help="ttfd: seconds Postgres is frozen, then thawed")
     parser.add_argument("--out", type=Path, default=Path("bench/results/history.json"))
     return parser.parse_args(argv)
 
@@ -292,7 +298,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     print("read", json.dumps(results["read"]))
         if "ttfd" in parts:
-            results["ttfd"] = await measure_ttfd(workdir, server, args.duration, args.rounds)
+            results["ttfd"] = await measure_ttfd(workdir, server, args.duration, args.window)
             print("ttfd", json.dumps(results["ttfd"]))
     finally:
         bouncer.stop()
