@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from bench.hop_relay import measure_level
-from bench.stack import FakeCohereSettings, LocalStack
+from bench.stack import CpuMeter, FakeCohereSettings, LocalStack
 from fake_cohere.testing import serve_asgi
 from gateway.app import create_app
 from loadtest.chat_load import ChatLoad, ChatLoadPlan
@@ -52,6 +52,8 @@ from tests.postgres_servers import PgBouncer, PostgresServer
 from worker.history.writer import HistoryWriter
 
 PARTS = ("write", "read", "ttfd")
+# ttfd: the service's processes, whose CPU a turn costs (Postgres included; the fake Cohere is not the service)
+SERVICE = ("worker", "gateway", "redis", "postgres_")
 SETTLE_S = 1.5  # ttfd: longer than a first delta takes at 100 in flight, so a turn stays in its window
 
 
@@ -203,7 +205,7 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float,
     )
     questions = load_questions()
     extra = {"DATABASE_URL": server.url(name)}
-    windows: list[tuple[str, float, float]] = []
+    windows: list[tuple[str, float, float, dict[str, float]]] = []
     async with LocalStack(workdir / "ttfd", fake, extra_env=extra) as stack:
         await measure_level(stack, 20, duration_s=5, questions=questions)  # warm up
         ramp_s = 2.5
@@ -222,21 +224,41 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float,
             for n in range(int(duration_s // window_s)):
                 database = "on" if n % 2 else "off"
                 (server.pause if database == "off" else server.resume)()
+                pids = {name: process.pid for name, process in stack.processes.items() if name != "fake_cohere"}
+                meter = CpuMeter(pids | {f"postgres_{pid}": pid for pid in server.processes()})
+                meter.start()
                 started = time.time()
                 await asyncio.sleep(window_s)
-                windows.append((database, started, time.time()))
+                windows.append((database, started, time.time(), meter.stop()))
         finally:
             server.resume()
         result = await run
     turns = [(t.sent_at, t.first_delta_s * 1000) for t in result.turns if t.ok and t.first_delta_s is not None]
     phases: list[dict[str, Any]] = []
-    for database, started, ended in windows:
+    for database, started, ended, cores in windows:
         inside = [ms for sent_at, ms in turns if started + SETTLE_S <= sent_at <= ended - SETTLE_S]
-        phases.append({"database": database, "ttfd_ms": inside})
+        asked = sum(1 for sent_at, _ in turns if started <= sent_at < ended)
+        service = sum(v for k, v in cores.items() if k.startswith(SERVICE) and not k.endswith("_waiting_for_cpu"))
+        postgres = sum(v for k, v in cores.items() if k.startswith("postgres_") and not k.endswith("_waiting_for_cpu"))
+        cpu_ms_per_turn = round(service * (ended - started) * 1000 / max(asked, 1), 2)
+        phases.append(
+            {
+                "database": database,
+                "ttfd_ms": inside,
+                "cores": round(service, 3),
+                "postgres_cores": round(postgres, 3),
+                "turns_per_s": round(asked / (ended - started), 1),
+                "cpu_ms_per_turn": cpu_ms_per_turn,
+            }
+        )
     results: dict[str, Any] = {"window_s": window_s, "windows": len(windows), "load": load()}
     for side in ("on", "off"):
         ttfd = [ms for p in phases if p["database"] == side for ms in p["ttfd_ms"]]
         results[f"ttfd_ms_{side}"] = summarize(ttfd)
+        mine = [p for p in phases if p["database"] == side]
+        results[f"service_cpu_ms_per_turn_{side}"] = round(statistics.median(p["cpu_ms_per_turn"] for p in mine), 2)
+        results[f"postgres_cores_{side}"] = round(statistics.mean(p["postgres_cores"] for p in mine), 3)
+        results[f"turns_per_s_{side}"] = round(statistics.mean(p["turns_per_s"] for p in mine), 1)
     pairs = list(zip(phases[::2], phases[1::2], strict=False))  # (off, on), adjacent
     for stat, share in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
         results[f"ttfd_{stat}_ratio_on_off"] = round(
@@ -247,6 +269,7 @@ async def measure_ttfd(workdir: Path, server: PostgresServer, duration_s: float,
         ratios = [round(percentile(b["ttfd_ms"], share) / percentile(a["ttfd_ms"], share), 3) for a, b in pairs]
         results[f"ttfd_{stat}_window_ratios"] = ratios
         results[f"ttfd_{stat}_window_ratio_median"] = round(statistics.median(ratios), 3)
+    results["phases"] = [{k: v for k, v in p.items() if k != "ttfd_ms"} | {"turns": len(p["ttfd_ms"])} for p in phases]
     print("ttfd on", results["ttfd_ms_on"], "off", results["ttfd_ms_off"], flush=True)
     return results
 

@@ -87,14 +87,15 @@ class PostgresServer:
     def pause(self) -> None:
         """Freeze every process of the server (SIGSTOP): it takes no CPU and answers nothing until ``resume``;
         unlike a stop, neither costs a checkpoint or a start-up (bench/history.py)."""
-        for pid in self._processes():
+        for pid in self.processes():
             os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        for pid in self._processes():
+        for pid in self.processes():
             os.kill(pid, signal.SIGCONT)
 
-    def _processes(self) -> list[int]:
+    def processes(self) -> list[int]:
+        """The postmaster and its children."""
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
         children = []
         for stat in Path("/proc").glob("[0-9]*/stat"):

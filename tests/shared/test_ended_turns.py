@@ -3,16 +3,11 @@ stream as its client saw it (real Redis)."""
 
 from __future__ import annotations
 
-import time
-
 from redis.asyncio import Redis
 
 from shared import keys
 from shared.ended_turns import end_turn, record_from_stream
-from shared.history import TurnRecord
-from shared.jobs import TurnJob
 from shared.protocol import (
-    AcceptedEvent,
     CitationEvent,
     DeltaEvent,
     DoneEvent,
@@ -22,19 +17,7 @@ from shared.protocol import (
 )
 from shared.turn_events import TurnEventWriter
 from tests.factories import a_source
-
-TTL_S = 60
-
-
-async def an_accepted_turn(redis: Redis, writer: TurnEventWriter, turn_id: str, **ask: object) -> TurnJob:
-    job = TurnJob(turn_id=turn_id, conversation_id="c1", question="What is a topic?", enqueued_at=time.time(), **ask)
-    await redis.set(keys.turn_ask(turn_id), job.model_dump_json(), ex=TTL_S)
-    await writer.append(turn_id, [AcceptedEvent(turn_id=turn_id, conversation_id="c1")], create=True)
-    return job
-
-
-async def queued_records(redis: Redis) -> list[TurnRecord]:
-    return [TurnRecord.model_validate_json(f[b"r"]) for _, f in await redis.xrange(keys.HISTORY_QUEUE)]
+from tests.history_queue import TTL_S, an_accepted_turn, queued_records
 
 
 def cancelled(turn_id: str) -> ErrorEvent:

@@ -17,8 +17,7 @@ from shared.jobs import TurnJob
 from shared.protocol import DeltaEvent, DoneEvent
 from shared.turn_events import TurnEventWriter
 from tests.factories import a_turn_record
-from tests.shared.test_ended_turns import TTL_S, an_accepted_turn, queued_records
-from tests.worker.history.test_writer import rows, running
+from tests.history_queue import TTL_S, an_accepted_turn, queued_records, rows, running
 from worker.history.unrecorded import record_unrecorded
 from worker.history.writer import HistoryWriter
 

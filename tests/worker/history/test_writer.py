@@ -5,11 +5,9 @@ claimed by another; a record the database refuses alone is dropped, not allowed 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from shared import keys
 from shared.db.database import Database
@@ -18,25 +16,9 @@ from shared.db.models import Turn
 from shared.history import WRITERS_GROUP, TurnRecord, enqueue_record, waiting_records
 from tests.conftest import SettingsFactory
 from tests.factories import a_turn_record
+from tests.history_queue import rows, running
 from tests.postgres_servers import PostgresServer
 from worker.history.writer import HistoryWriter
-
-
-@contextlib.asynccontextmanager
-async def running(writer: HistoryWriter) -> AsyncIterator[HistoryWriter]:
-    task = asyncio.create_task(writer.run())
-    try:
-        yield writer
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def rows(database: Database) -> dict[str, int]:
-    async with database.sessions() as session:
-        found = (await session.execute(select(Turn.id, func.count()).group_by(Turn.id))).all()
-    return {turn_id: int(n) for turn_id, n in found}
 
 
 async def queue(redis: Redis, records: list[TurnRecord]) -> None:
