@@ -25,19 +25,22 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# Off by default. The local stand-in for python:3.11-slim that `make image-test` builds on has Debian's
+# Off by default. An older local stand-in for python:3.11-slim (../shared/tools/make-base-image) had Debian's
 # Python 3.11.2, older than a pinned package asks for (soupsieve 4.x: >=3.11.5, a constraint on the patch
-# release only); the image test turns this on there, and only when a pin's Requires-Python is not met.
+# release only); the image test turns this on only when a pin's Requires-Python is not met by the base.
 ARG PIP_IGNORE_REQUIRES_PYTHON=0
 
 # Dependencies first, from the pinned set alone, so a code change does not reinstall them. The venv has
 # no pip or setuptools of its own (the base image's pip installs into it): nothing needs them at run time.
-# Libraries' own test suites (numpy's alone is 17 MB) are never imported by the service: removed.
+# Libraries' own test suites (numpy's alone is 17 MB) are never imported by the service: removed. The
+# compiled extensions keep only the symbols the loader needs (`strip --strip-unneeded`, from build-essential's
+# binutils): many wheels ship theirs with debug symbols, 65 MB of the venv (uvloop's loop alone is 12 of it).
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv --without-pip /opt/venv \
     && python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-warn-script-location \
         -r /tmp/requirements.txt \
-    && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} +
+    && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} + \
+    && find /opt/venv/lib/python3.11/site-packages -type f -name '*.so*' -exec strip --strip-unneeded {} +
 
 # ---------------------------------------------------------------------------------------------------
 FROM python:3.11-slim

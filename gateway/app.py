@@ -6,8 +6,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-import httpx
 from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,6 +42,9 @@ from shared.protocol import safe_error_parts
 from shared.rate_limit import RateLimiter
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    import httpx
+
 logger = logging.getLogger(__name__)
 
 REAPER_STOP_S = 2.0
@@ -70,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         redis = build_redis(settings)
         relay = TurnRelay(settings.effective_redis_url, redis)
         await relay.start()
-        sign_in_http = httpx.AsyncClient() if settings.auth_jwks_url is not None else None
+        sign_in_http = sign_in_client() if settings.auth_jwks_url is not None else None
         sign_in = build_sign_in(settings, sign_in_http)
         database = Database(settings)
         database.start()  # migrates in the background; chat does not wait for it
@@ -145,6 +148,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(SQLAlchemyError, _history_unavailable)
     app.add_exception_handler(SignInUnavailable, _history_unavailable)
     return app
+
+
+def sign_in_client() -> httpx.AsyncClient:
+    """The HTTP client that fetches the sign-in key set. Sign-in is the gateway's only use of httpx, which
+    loads rich, pygments and click through its command line (6 MB and 0.1 s of every start): imported here,
+    only by a gateway that signs readers in."""
+    import httpx
+
+    return httpx.AsyncClient()
 
 
 def build_sign_in(settings: Settings, http: httpx.AsyncClient | None) -> JwksVerifier | None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 
 from gateway.reader_auth import InvalidCredentials
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class JwksVerifier:
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
+        import httpx  # already loaded by whoever built self._http; see gateway.app.sign_in_client
+
         self.fetches += 1
         self._tried_at = time.monotonic()
         try:

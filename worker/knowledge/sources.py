@@ -20,16 +20,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
-from lxml import etree
 
 from worker.knowledge.documents import DocumentError
-from worker.knowledge.html_pages import page_markdown
 from worker.knowledge.markdown_chunks import MAX_FILE_BYTES, markdown_files, read_markdown_file
 from worker.knowledge.site_fetch import FetchError, Resolver, SiteFetcher, netloc, new_http_client, origin
+
+if TYPE_CHECKING:
+    from worker.knowledge.html_pages import PageContent
 
 SITEMAP_TIMEOUT_S = 10.0
 PAGE_TIMEOUT_S = 10.0
@@ -40,9 +41,6 @@ MAX_SITEMAP_BYTES = 10_000_000
 MAX_PAGE_BYTES = MAX_FILE_BYTES
 
 _SITEMAP_NS = re.compile(r"^\{[^}]*\}")
-_SITEMAP_PARSER = etree.XMLParser(
-    resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, recover=False, remove_comments=True
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,11 +309,16 @@ def parse_sitemap(body: bytes) -> tuple[str, list[str]]:
     A sitemap has no business declaring a DTD or entities, so a document that does is refused before
     parsing; lxml then parses it with entities, DTDs and the network off. Strictly: a sitemap cut short
     must fail as a whole, or an incremental re-index would take its missing pages for deleted ones."""
+    from lxml import etree  # 7 MB that a worker reading the book from a folder never needs
+
     head = body[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in body.lower():
         raise ValueError("not a sitemap (declares a DTD or entities)")
+    parser = etree.XMLParser(
+        resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, recover=False, remove_comments=True
+    )
     try:
-        root = etree.fromstring(body, _SITEMAP_PARSER)
+        root = etree.fromstring(body, parser)
     except etree.XMLSyntaxError as exc:
         raise ValueError(f"not valid XML (line {exc.lineno})") from None
     if root is None:
@@ -357,10 +360,18 @@ async def _fetch_page(site: SiteFetcher, book: _BookRoot, url: str, doc: str) ->
     except (UnicodeDecodeError, LookupError):
         return SkippedDocument(doc, "not valid text in its declared encoding")
     try:
-        page = await asyncio.to_thread(page_markdown, html)
+        page = await asyncio.to_thread(_page_markdown, html)
     except DocumentError as exc:
         return SkippedDocument(doc, str(exc))
     return SourceDocument(doc=doc, text=page.markdown, page_url=fetched.url, title=page.title or None)
+
+
+def _page_markdown(html: str) -> PageContent:
+    """``page_markdown``, imported on first use (in the converting thread): BeautifulSoup costs the worker
+    6 MB, and only a book read from a site needs it."""
+    from worker.knowledge.html_pages import page_markdown
+
+    return page_markdown(html)
 
 
 def _charset(content_type: str) -> str | None:
