@@ -32,15 +32,20 @@ ARG PIP_IGNORE_REQUIRES_PYTHON=0
 
 # Dependencies first, from the pinned set alone, so a code change does not reinstall them. The venv has
 # no pip or setuptools of its own (the base image's pip installs into it): nothing needs them at run time.
-# Libraries' own test suites (numpy's alone is 17 MB) are never imported by the service: removed. The
-# compiled extensions keep only the symbols the loader needs (`strip --strip-unneeded`, from build-essential's
-# binutils): many wheels ship theirs with debug symbols, 65 MB of the venv (uvloop's loop alone is 12 of it).
+# Libraries' own test suites (numpy's alone is 17 MB) are never imported by the service: removed. Compiled
+# extensions keep only the symbols the loader needs (`strip --strip-unneeded`, build-essential's binutils):
+# many wheels ship debug symbols, 62 MB of the venv (uvloop's alone 12 MB). Not the libraries auditwheel
+# vendored and relinked (`*.libs/`, or an RPATH): strip breaks those ("ELF load command address/offset not
+# page-aligned", numpy's OpenBLAS). Every library is then loaded once, so a broken one fails the build.
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv --without-pip /opt/venv \
     && python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-warn-script-location \
         -r /tmp/requirements.txt \
     && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} + \
-    && find /opt/venv/lib/python3.11/site-packages -type f -name '*.so*' -exec strip --strip-unneeded {} +
+    && find /opt/venv/lib/python3.11/site-packages -type f -name '*.so*' ! -path '*.libs/*' -exec sh -c \
+        'for lib; do readelf -d "$lib" | grep -qE "\((RPATH|RUNPATH)\)" || strip --strip-unneeded "$lib"; done' sh {} + \
+    && find /opt/venv/lib/python3.11/site-packages -type f -name '*.so*' -exec /opt/venv/bin/python -c \
+        'import ctypes, sys; [ctypes.CDLL(lib) for lib in sys.argv[1:]]' {} +
 
 # ---------------------------------------------------------------------------------------------------
 FROM python:3.11-slim
