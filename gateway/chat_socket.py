@@ -50,6 +50,9 @@ router = APIRouter()
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 CONTROL_FRAME_BURST = 10
+MAX_WAITING_RATINGS = 16  # per socket: a rating may wait up to 3 s for its turn's row
+# What a frame can fail on that is not the client's doing: the client gets ``unavailable``.
+UNAVAILABLE_FAULTS = (DatabaseUnavailable, SQLAlchemyError, SignInUnavailable, RedisError, OSError)
 
 
 class ChatSession:
@@ -63,6 +66,8 @@ class ChatSession:
         self.turn_tasks: dict[str, asyncio.Task[None]] = {}
         self.control_frames = TokenBucket(self.settings.resume_cancel_per_minute_per_socket, CONTROL_FRAME_BURST)
         self.reader_id: str | None = None  # set by ``hello``; asks before it are kept under no reader
+        self.ratings: asyncio.Queue[tuple[str, FeedbackFrame]] = asyncio.Queue(MAX_WAITING_RATINGS)
+        self.rating_task: asyncio.Task[None] | None = None
         self.limits = {
             "max_question_chars": self.settings.max_question_chars,
             "max_selected_text_chars": self.settings.max_selected_text_chars,
@@ -148,12 +153,8 @@ class ChatSession:
                 await self.feedback(frame)
         except TurnNotAccepted as exc:
             self.push_event(exc.error)
-        except (DatabaseUnavailable, SQLAlchemyError, SignInUnavailable) as exc:
-            logger.warning("database unavailable while handling a frame: %s", type(exc).__name__)
-            self.push_event(bad_frame("your history is temporarily unavailable", ErrorCode.UNAVAILABLE))
-        except (RedisError, OSError) as exc:
-            logger.warning("redis unavailable while handling a frame: %s", type(exc).__name__)
-            self.push_event(bad_frame("the service is temporarily unavailable", ErrorCode.UNAVAILABLE))
+        except UNAVAILABLE_FAULTS as exc:
+            self.push_event(unavailable(exc))
 
     async def ask(self, frame: AskFrame) -> None:
         decision = await self.services.ask_limiter.check(self.address)
@@ -217,17 +218,42 @@ class ChatSession:
         self.push(welcome.model_dump_json(exclude_none=True))
 
     async def feedback(self, frame: FeedbackFrame) -> None:
+        """Ratings are saved in order by a task of their own: one may wait for its turn's row
+        (gateway/ratings.py), and the frames after it (a cancel, the next ask) must not."""
         if self.reader_id is None:
             self.push_event(
                 ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNAUTHORIZED, message="say hello before rating")
             )
             return
-        if not await save_rating(self.services, self.reader_id, frame.turn_id, frame):
+        try:
+            self.ratings.put_nowait((self.reader_id, frame))
+        except asyncio.QueueFull:
             self.push_event(
-                ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNKNOWN_TURN, message="no finished turn of yours")
+                ErrorEvent(
+                    turn_id=frame.turn_id,
+                    code=ErrorCode.RATE_LIMITED,
+                    message="too many ratings waiting to be saved",
+                    retry_after=1.0,
+                )
             )
             return
-        self.push(FeedbackSavedEvent(turn_id=frame.turn_id).model_dump_json())
+        if self.rating_task is None:
+            self.rating_task = asyncio.create_task(self.save_ratings(), name="ws-ratings")
+
+    async def save_ratings(self) -> None:
+        while True:
+            reader_id, frame = await self.ratings.get()
+            try:
+                saved = await save_rating(self.services, reader_id, frame.turn_id, frame)
+            except UNAVAILABLE_FAULTS as exc:
+                self.push_event(unavailable(exc))
+                continue
+            if saved:
+                self.push(FeedbackSavedEvent(turn_id=frame.turn_id).model_dump_json())
+            else:
+                self.push_event(
+                    ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNKNOWN_TURN, message="no finished turn of yours")
+                )
 
     def follow(self, turn_id: str, after: str | None) -> None:
         task = asyncio.create_task(self.forward_turn(turn_id, after), name=f"turn-{turn_id}")
@@ -246,6 +272,8 @@ class ChatSession:
         unfinished = list(self.turn_tasks)
         for task in list(self.turn_tasks.values()):
             task.cancel()
+        if self.rating_task is not None:
+            self.rating_task.cancel()
         for turn_id in unfinished:
             schedule_cancel_if_abandoned(self.services, turn_id)
         if self.websocket.application_state != WebSocketState.DISCONNECTED:
@@ -286,6 +314,14 @@ def schedule_cancel_if_abandoned(services: GatewayServices, turn_id: str) -> Non
     task = asyncio.create_task(cancel_later(), name=f"abandon-{turn_id}")
     services.abandoned.add(task)
     task.add_done_callback(services.abandoned.discard)
+
+
+def unavailable(fault: Exception) -> ErrorEvent:
+    if isinstance(fault, RedisError | OSError):
+        logger.warning("redis unavailable while handling a frame: %s", type(fault).__name__)
+        return bad_frame("the service is temporarily unavailable", ErrorCode.UNAVAILABLE)
+    logger.warning("database unavailable while handling a frame: %s", type(fault).__name__)
+    return bad_frame("your history is temporarily unavailable", ErrorCode.UNAVAILABLE)
 
 
 def too_many_asks(retry_after_s: float) -> ErrorEvent:

@@ -1,11 +1,12 @@
 """Ending a turn from outside its worker, and the history record of a turn read back from its stream.
 
 Every accepted ask has a history row, whoever ended it. The party whose terminal event the append script
-accepted (shared/turn_events.py: exactly one per turn) queues the turn's record, and only that party: the
-worker for what it answered or refused itself (worker/turns/records.py), the gateway for a cancel, a
-timeout, a turn it could not queue, or the reaper's ``worker_lost``. Those have no worker to say what
-happened, so their record is read from the turn's stream (what the client saw, up to the terminal event:
-nothing is appended after it) and from the ask kept beside it at acceptance (``keys.turn_ask``).
+accepted (shared/turn_events.py: exactly one per turn) queues the turn's record: the worker for what it
+answered or refused itself (worker/turns/records.py), the gateway for a cancel, a timeout, a turn it could
+not queue, or the reaper's ``worker_lost``; and if that party died first, a worker's sweep
+(worker/history/unrecorded.py), never both. Those without a worker to say what happened have their record
+read from the turn's stream (what the client saw, up to the terminal event: nothing is appended after it)
+and from the ask kept beside it at acceptance (``keys.turn_ask``).
 """
 
 from __future__ import annotations

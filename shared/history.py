@@ -62,10 +62,12 @@ class TurnRecord(BaseModel):
 
 
 _QUEUE_SCRIPT = """
--- KEYS[1] the history queue, KEYS[2] the ended turns whose record is not queued yet.
--- ARGV[1] turn id, ARGV[2] the record, ARGV[3] most records kept, ARGV[4] '1' to queue only a turn that is
--- still unrecorded (so the turn's recorder and a late sweep never both queue it).
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 and ARGV[4] == '1' then
+-- KEYS[1] the history queue, KEYS[2] the ended turns whose record is not queued yet, KEYS[3] the turn's
+-- "ended" flag. ARGV[1] turn id, ARGV[2] the record, ARGV[3] most records kept.
+-- A turn that has ended (its flag is there) but is no longer marked has its record queued already: by its
+-- recorder or by a sweep, whichever came first. Without the flag (Redis restarted and lost the turn) the
+-- record is all there is of it, and is queued.
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 and redis.call('EXISTS', KEYS[3]) == 1 then
   return 0
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[2])
@@ -73,12 +75,12 @@ return 1
 """
 
 
-async def enqueue_record(redis: Redis, record: TurnRecord, *, once: bool = True) -> bool:
-    """Queue ``record`` for the database, unless someone queued it already: whether this call queued it.
-    ``once=False`` is for a turn whose terminal event Redis lost with a restart (it is in no set)."""
+async def enqueue_record(redis: Redis, record: TurnRecord) -> bool:
+    """Queue ``record`` for the database unless it is queued already; whether this call queued it."""
     queue = redis.register_script(_QUEUE_SCRIPT)
-    args: list[str | int] = [record.turn_id, record.model_dump_json(), MAX_WAITING, "1" if once else "0"]
-    return bool(await queue(keys=[keys.HISTORY_QUEUE, keys.UNRECORDED_TURNS], args=args))
+    script_keys = [keys.HISTORY_QUEUE, keys.UNRECORDED_TURNS, keys.turn_ended(record.turn_id)]
+    args: list[str | int] = [record.turn_id, record.model_dump_json(), MAX_WAITING]
+    return bool(await queue(keys=script_keys, args=args))
 
 
 async def unrecorded_since(redis: Redis, ended_before: float, limit: int) -> list[str]:

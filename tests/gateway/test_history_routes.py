@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from fake_cohere.testing import RunningFake
+from gateway import ratings
 from shared import keys
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
@@ -173,7 +174,8 @@ async def test_feedback_outside_the_set_or_too_long_is_refused(
 async def test_a_rating_sent_as_soon_as_the_answer_is_done_is_kept(
     make_settings: SettingsFactory, database_url: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(history_writer, "WRITE_INTERVAL_S", 1.5)  # a turn's row lands up to 1.5 s after it ends
+    monkeypatch.setattr(history_writer, "WRITE_INTERVAL_S", 6.0)  # a turn's row lands up to 6 s after it ends
+    monkeypatch.setattr(ratings, "ROW_WAIT_S", 60.0)  # far more than that, however slow the machine
     async with stack(make_settings(database_url=database_url)) as (api, worker):
         token = (await api.post("/api/readers")).json()["reader_token"]
         async with chat(str(api.base_url)) as client:
@@ -183,9 +185,15 @@ async def test_a_rating_sent_as_soon_as_the_answer_is_done_is_kept(
             await history_written(worker, 1)  # the writer now waits before its next transaction
             second = await client.ask("And what is a topic?", conversation_id=conversation_id)
             await client.send({"type": "feedback", "turn_id": second.turn_id, "rating": "up"})
-            assert await client.receive() == {"type": "feedback_saved", "turn_id": second.turn_id}
-            await history_written(worker, 2)
-            third = await client.ask("And a service?", conversation_id=conversation_id)
+            await client.send({"type": "ask", "question": "And a service?", "conversation_id": conversation_id})
+            frames: list[dict[str, Any]] = []
+            while {"done", "feedback_saved"} - {f["type"] for f in frames}:
+                frames.append(await client.receive(timeout=60))
+            kinds = [f["type"] for f in frames]
+            assert kinds.index("done") < kinds.index("feedback_saved"), "the ask is not held up by the waiting rating"
+            assert frames[kinds.index("feedback_saved")] == {"type": "feedback_saved", "turn_id": second.turn_id}
+            await history_written(worker, 3)
+            third = await client.ask("And an action?", conversation_id=conversation_id)
             rated = await api.put(
                 f"/api/turns/{third.turn_id}/feedback",
                 headers=bearer(token),
@@ -193,13 +201,12 @@ async def test_a_rating_sent_as_soon_as_the_answer_is_done_is_kept(
             )
             assert rated.status_code == 200, rated.text
             other = (await api.post("/api/readers")).json()["reader_token"]
-            await history_written(worker, 3)
             refused = await api.put(
                 f"/api/turns/{first.turn_id}/feedback", headers=bearer(other), json={"rating": "up"}
             )
             assert refused.status_code == 404, "only the reader's own turns"
         kept = (await api.get(f"/api/conversations/{conversation_id}", headers=bearer(token))).json()["turns"]
-        assert [t["feedback"] and t["feedback"]["rating"] for t in kept] == [None, "up", "down"]
+        assert [t["feedback"] and t["feedback"]["rating"] for t in kept] == [None, "up", None, "down"]
 
 
 async def test_the_list_pages_newest_first(make_settings: SettingsFactory, database_url: str | None) -> None:

@@ -41,3 +41,5 @@ async def record_unrecorded_periodically(redis: Redis, provider: Provider) -> No
             await record_unrecorded(redis, provider, GRACE_S)
         except (RedisError, OSError) as exc:
             logger.warning("the sweep for unrecorded turns failed (%s)", type(exc).__name__)
+        except Exception:
+            logger.exception("the sweep for unrecorded turns failed")  # and runs again: records depend on it

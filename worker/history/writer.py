@@ -31,9 +31,9 @@ BLOCK_MS = 1000
 CLAIM_IDLE_MS = 30_000  # well over the longest batch write: a record this idle has lost its writer
 CLAIM_EVERY_S = 10.0
 RETRY_MAX_S = 10.0
-# At most this many transactions a second: under load a record waits up to this long for others to share its
-# transaction, which costs the worker's event loop (that streams the answers) a tenth of what one transaction
-# per record does (bench/analysis.md); when turns are few, each is written as it comes.
+# The least time between two transactions: a record that comes sooner after the last one waits for the rest
+# of it, with any others that come meanwhile. Under load that costs the worker's event loop (which streams
+# the answers) a tenth of what one transaction per record does (bench/analysis.md).
 WRITE_INTERVAL_S = 0.25
 
 Entry = tuple[bytes, dict[bytes, bytes]]

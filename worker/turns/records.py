@@ -61,8 +61,7 @@ async def record_turn(
         await queue_record_from_stream(redis, job.turn_id, settings.provider)
         return
     try:
-        # a turn whose stream Redis lost has no mark to clear (shared/history.py): queue it all the same
-        once = sink.outcome is not None
-        await enqueue_record(redis, turn_record(job, sink, settings.provider, time.time()), once=once)
-    except Exception as exc:  # Redis gone: the turn's stream went with it, and so does its record
+        if not await enqueue_record(redis, turn_record(job, sink, settings.provider, time.time())):
+            logger.info("turn %s: its history record was queued by a sweep first", job.turn_id)
+    except Exception as exc:  # Redis unreachable: the turn's mark stays, and a sweep records it once it is back
         logger.warning("turn %s: its history record could not be queued (%s)", job.turn_id, type(exc).__name__)

@@ -6,7 +6,6 @@ databases)."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from redis.asyncio import Redis
 
@@ -89,8 +88,9 @@ async def test_a_mark_whose_turn_is_gone_is_dropped(redis: Redis) -> None:
     assert await queued_records(redis) == [] and await waiting_records(redis) == 0
 
 
-async def test_a_turn_lost_with_its_stream_is_queued_without_a_mark(redis: Redis) -> None:
-    record = a_turn_record(turn_id="lost", status="unavailable", finished_at=time.time())
-    assert not await enqueue_record(redis, record), "no mark: by default nothing is queued"
-    assert await enqueue_record(redis, record, once=False)
+async def test_a_turn_redis_lost_is_still_queued_by_its_recorder(redis: Redis) -> None:
+    writer = TurnEventWriter(redis, TTL_S)
+    job = await a_done_turn(redis, writer, "lost")
+    await redis.flushall()  # Redis restarted between the terminal event and the record: no mark, no flag
+    assert await enqueue_record(redis, recorded_by_its_worker(job)), "the record is all there is of the turn"
     assert [r.turn_id for r in await queued_records(redis)] == ["lost"]

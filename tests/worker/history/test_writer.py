@@ -23,7 +23,7 @@ from worker.history.writer import HistoryWriter
 
 async def queue(redis: Redis, records: list[TurnRecord]) -> None:
     for record in records:
-        await enqueue_record(redis, record, once=False)  # records of no real turn: none is marked
+        await enqueue_record(redis, record)
 
 
 async def test_records_are_written_once_and_leave_the_queue(redis: Redis, database: Database) -> None:
