@@ -151,9 +151,9 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def sign_in_client() -> httpx.AsyncClient:
-    """The HTTP client that fetches the sign-in key set. Sign-in is the gateway's only use of httpx, which
-    loads rich, pygments and click through its command line (6 MB and 0.1 s of every start): imported here,
-    only by a gateway that signs readers in."""
+    """The HTTP client that fetches the sign-in key set. Sign-in is the gateway's only use of httpx, whose
+    import also loads rich, Pygments and click (its command line): imported here, only by a gateway that
+    signs readers in."""
     import httpx
 
     return httpx.AsyncClient()

@@ -6,8 +6,8 @@ PgBouncer's transaction mode, unlike a session lock), on SQLite the write lock o
 second process waits, then finds the schema current and does nothing. A database that cannot be reached
 is retried in the background; the service answers meanwhile (history waits in Redis, see worker/history_writer).
 
-A schema already at ``SCHEMA_HEAD`` is recognised from ``alembic_version`` alone: Alembic (with Mako and
-Pygments, 8 MB and 0.3 s of CPU) is imported only by the process that has migrations to run.
+A schema already at ``SCHEMA_HEAD`` is recognised from ``alembic_version`` alone, so Alembic (and Mako and
+Pygments with it) is imported only by a process that has migrations to run, not by every start.
 
 ``python -m shared.db.migrate`` runs it by hand; ``--revision "message"`` autogenerates a new migration.
 """

@@ -309,7 +309,7 @@ def parse_sitemap(body: bytes) -> tuple[str, list[str]]:
     A sitemap has no business declaring a DTD or entities, so a document that does is refused before
     parsing; lxml then parses it with entities, DTDs and the network off. Strictly: a sitemap cut short
     must fail as a whole, or an incremental re-index would take its missing pages for deleted ones."""
-    from lxml import etree  # 7 MB that a worker reading the book from a folder never needs
+    from lxml import etree  # here, not at the top: a worker reading the book from a folder never needs it
 
     head = body[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in body.lower():
@@ -367,8 +367,8 @@ async def _fetch_page(site: SiteFetcher, book: _BookRoot, url: str, doc: str) ->
 
 
 def _page_markdown(html: str) -> PageContent:
-    """``page_markdown``, imported on first use (in the converting thread): BeautifulSoup costs the worker
-    6 MB, and only a book read from a site needs it."""
+    """``page_markdown``, imported on first use (in the converting thread): only a book read from a site
+    needs BeautifulSoup, and a worker reading a folder never loads it."""
     from worker.knowledge.html_pages import page_markdown
 
     return page_markdown(html)
