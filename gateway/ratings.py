@@ -1,6 +1,6 @@
 """Saving a reader's rating of one of their turns, also of a turn that has only just ended.
 
-A turn's history row is written by a worker a moment after its ``done`` (shared/history.py), so a reader
+A turn's history row is written by a worker within a second of its ``done`` (shared/history.py), so a reader
 quick to rate would otherwise be told the turn is unknown. When the row is missing but Redis still shows
 the turn as this reader's and ended, the rating waits for the row, up to ``ROW_WAIT_S``.
 """
@@ -18,7 +18,7 @@ from shared.db.feedback import save_feedback
 from shared.jobs import TurnJob
 from shared.protocol import FeedbackFields
 
-ROW_WAIT_S = 3.0  # the writer takes a fraction of a second; longer means the database is struggling
+ROW_WAIT_S = 3.0  # the writer takes a second at most; longer means the database is struggling
 FIRST_POLL_S = 0.1  # then twice as long each time, up to 1 s: a row that never comes costs a few queries
 
 

@@ -34,7 +34,7 @@ RETRY_MAX_S = 10.0
 # The least time between two transactions: a record that comes sooner after the last one waits for the rest
 # of it, with any others that come meanwhile. Under load that costs the worker's event loop (which streams
 # the answers) a tenth of what one transaction per record does (bench/analysis.md).
-WRITE_INTERVAL_S = 0.25
+WRITE_INTERVAL_S = 1.0
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
