@@ -66,7 +66,8 @@ class ChatSession:
         self.turn_tasks: dict[str, asyncio.Task[None]] = {}
         self.control_frames = TokenBucket(self.settings.resume_cancel_per_minute_per_socket, CONTROL_FRAME_BURST)
         self.reader_id: str | None = None  # set by ``hello``; asks before it are kept under no reader
-        self.ratings: asyncio.Queue[tuple[str, FeedbackFrame]] = asyncio.Queue(MAX_WAITING_RATINGS)
+        # made by the socket's first rating: most sockets never rate, and 10,000 idle ones must stay small
+        self.ratings: asyncio.Queue[tuple[str, FeedbackFrame]] | None = None
         self.rating_task: asyncio.Task[None] | None = None
         self.limits = {
             "max_question_chars": self.settings.max_question_chars,
@@ -225,6 +226,9 @@ class ChatSession:
                 ErrorEvent(turn_id=frame.turn_id, code=ErrorCode.UNAUTHORIZED, message="say hello before rating")
             )
             return
+        if self.ratings is None:
+            self.ratings = asyncio.Queue(MAX_WAITING_RATINGS)
+            self.rating_task = asyncio.create_task(self.save_ratings(self.ratings), name="ws-ratings")
         try:
             self.ratings.put_nowait((self.reader_id, frame))
         except asyncio.QueueFull:
@@ -237,12 +241,10 @@ class ChatSession:
                 )
             )
             return
-        if self.rating_task is None:
-            self.rating_task = asyncio.create_task(self.save_ratings(), name="ws-ratings")
 
-    async def save_ratings(self) -> None:
+    async def save_ratings(self, ratings: asyncio.Queue[tuple[str, FeedbackFrame]]) -> None:
         while True:
-            reader_id, frame = await self.ratings.get()
+            reader_id, frame = await ratings.get()
             try:
                 saved = await save_rating(self.services, reader_id, frame.turn_id, frame)
             except UNAVAILABLE_FAULTS as exc:
