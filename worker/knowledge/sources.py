@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import posixpath
 import re
 from collections.abc import Callable
@@ -169,6 +170,9 @@ async def load_sitemap(
             loaded.skipped.append(SkippedDocument(url, f"over the limit of {MAX_PAGES} pages"))
         wanted = wanted[:MAX_PAGES]
 
+    # The page converter's first import (BeautifulSoup, lxml.html) holds the GIL for a while: done before any
+    # page's fetch timer runs, so that it cannot starve the loop into timing a page out.
+    await asyncio.to_thread(importlib.import_module, "worker.knowledge.html_pages")
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
     done = 0
     results: list[SourceDocument | SkippedDocument | None] = [None] * len(wanted)
